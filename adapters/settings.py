@@ -1,0 +1,85 @@
+"""Settings: the only place dari reads the environment (and ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BOTS_DIR", "Settings"]
+
+# The repository's bots/ folder; a deployment points DARI_BOTS_DIR elsewhere.
+DEFAULT_BOTS_DIR = Path(__file__).resolve().parent.parent / "bots"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # LLM
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
+    model: str = Field(default="gpt-4o-mini", validation_alias=_env("DARI_MODEL"))
+    azure_openai_endpoint: str | None = Field(default=None, validation_alias=_env("AZURE_OPENAI_ENDPOINT"))
+    azure_openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("AZURE_OPENAI_API_KEY")
+    )
+    openai_api_version: str = Field(default="2024-10-21", validation_alias=_env("OPENAI_API_VERSION"))
+    llm_timeout: float = Field(default=60.0, gt=0, validation_alias=_env("DARI_LLM_TIMEOUT"))
+    llm_max_retries: int = Field(default=3, ge=0, le=10, validation_alias=_env("DARI_LLM_MAX_RETRIES"))
+
+    # Memory
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    data_dir: Path = Field(default=Path(".dari"), validation_alias=_env("DARI_DATA_DIR"))
+    bots_dir: Path = Field(default=DEFAULT_BOTS_DIR, validation_alias=_env("DARI_BOTS_DIR"))
+
+    # Service
+    log_level: str = Field(default="INFO", validation_alias=_env("DARI_LOG_LEVEL"))
+    max_body_bytes: int = Field(default=256 * 1024, gt=0, validation_alias=_env("DARI_MAX_BODY_BYTES"))
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+
+    # Microsoft Teams (Bot Framework names)
+    microsoft_app_id: str = Field(default="", validation_alias=_env("MicrosoftAppId", "MICROSOFT_APP_ID"))
+    microsoft_app_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD")
+    )
+    microsoft_app_type: str = Field(
+        default="MultiTenant", validation_alias=_env("MicrosoftAppType", "MICROSOFT_APP_TYPE")
+    )
+    microsoft_app_tenant_id: str = Field(
+        default="", validation_alias=_env("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
+    )
+    teams_reply_deadline: float = Field(default=12.0, gt=0, validation_alias=_env("DARI_TEAMS_DEADLINE"))
+
+    # KakaoTalk
+    kakao_skill_secret: SecretStr | None = Field(default=None, validation_alias=_env("KAKAO_SKILL_SECRET"))
+    kakao_budget: float = Field(default=3.5, gt=0, lt=5, validation_alias=_env("DARI_KAKAO_BUDGET"))
+    kakao_callback_window: float = Field(
+        default=55.0, gt=0, le=60, validation_alias=_env("DARI_KAKAO_CALLBACK_WINDOW")
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when some LLM endpoint is set (a local server needs no key)."""
+        if self.azure_openai_endpoint:
+            return self.azure_openai_api_key is not None
+        return self.openai_api_key is not None or bool(self.openai_base_url)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None

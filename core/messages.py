@@ -1,0 +1,128 @@
+"""Every sentence dari says on its own (not the LLM's answers), per language and speech level.
+
+Korean is the default, in 해요체 or 하십시오체 as the bot chooses; English where the user wrote
+in English. Keeping them here keeps the wording consistent and testable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from core.persona import SpeechLevel
+
+__all__ = ["Lang", "MessageId", "detect_language", "say"]
+
+Lang = Literal["ko", "en"]
+MessageId = Literal[
+    "help",
+    "reset_done",
+    "forget_done",
+    "not_configured",
+    "llm_failed",
+    "llm_busy",
+    "llm_failed_midway",
+    "empty_message",
+    "kakao_waiting",
+    "kakao_still_working",
+    "kakao_pending_intro",
+    "kakao_too_long",
+    "kakao_next_pending",
+    "truncated",
+]
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+_COMMANDS_KO = (
+    "• 초기화 (/reset): 지금 대화를 처음부터 다시 시작해요\n"
+    "• 잊어줘 (/forget): 저장된 내 대화 기록을 모두 지워요\n"
+    "• 도움말 (/help): 이 안내를 다시 보여 드려요"
+)
+_COMMANDS_KO_FORMAL = (
+    "• 초기화 (/reset): 지금 대화를 처음부터 다시 시작합니다\n"
+    "• 잊어줘 (/forget): 저장된 대화 기록을 모두 삭제합니다\n"
+    "• 도움말 (/help): 이 안내를 다시 표시합니다"
+)
+
+_HAEYO: dict[MessageId, str] = {
+    "help": "저는 {name}{copula} 업무 질문, 문서 초안, 요약, 번역을 도와드려요.\n\n명령어\n" + _COMMANDS_KO,
+    "reset_done": "대화를 초기화했어요. 새로운 주제로 편하게 말씀해 주세요.",
+    "forget_done": "저장된 대화 기록을 모두 지웠어요. 다음 대화는 처음부터 시작해요.",
+    "not_configured": "아직 AI 모델이 연결되지 않아 답변을 드릴 수 없어요. 관리자에게 설정을 요청해 주세요.",
+    "llm_failed": "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 말씀해 주세요.",
+    "llm_busy": "죄송해요, 지금 요청이 많아 답변이 어려워요. {seconds}초쯤 뒤에 다시 말씀해 주세요.",
+    "llm_failed_midway": "(죄송해요, 답변을 끝까지 드리지 못했어요. 다시 질문해 주시면 이어서 도와드릴게요.)",
+    "empty_message": "메시지 내용을 확인하지 못했어요. 궁금한 점을 글로 보내 주세요.",
+    "kakao_waiting": "답변을 준비하고 있어요. 잠시만 기다려 주세요!",
+    "kakao_still_working": "답변이 조금 길어지고 있어요. 잠시 후 아무 메시지나 보내 주시면 준비된 답변부터 알려 드릴게요.",
+    "kakao_pending_intro": "앞서 물어보신 내용의 답변이에요.",
+    "kakao_too_long": "답변 준비가 길어지고 있어요. 잠시 후 아무 메시지나 보내 주시면 준비된 답변을 알려 드릴게요.",
+    "kakao_next_pending": "방금 보내 주신 메시지의 답변은 아직 준비 중이에요. 잠시 후 다시 메시지를 보내 주세요.",
+    "truncated": "(답변이 길어 일부만 보여 드렸어요.)",
+}
+
+_HAPSYO: dict[MessageId, str] = {
+    "help": "저는 {name}입니다. 업무 질문, 문서 초안, 요약, 번역을 도와드립니다.\n\n명령어\n" + _COMMANDS_KO_FORMAL,
+    "reset_done": "대화를 초기화했습니다. 새로운 주제로 말씀해 주십시오.",
+    "forget_done": "저장된 대화 기록을 모두 삭제했습니다. 다음 대화는 처음부터 시작됩니다.",
+    "not_configured": "아직 AI 모델이 연결되지 않아 답변을 드릴 수 없습니다. 관리자에게 설정을 요청해 주십시오.",
+    "llm_failed": "죄송합니다. 지금은 답변을 드리기 어렵습니다. 잠시 후 다시 말씀해 주십시오.",
+    "llm_busy": "죄송합니다. 지금 요청이 많아 답변이 어렵습니다. {seconds}초 후에 다시 말씀해 주십시오.",
+    "llm_failed_midway": "(죄송합니다. 답변을 끝까지 드리지 못했습니다. 다시 질문해 주시면 이어서 도와드리겠습니다.)",
+    "empty_message": "메시지 내용을 확인하지 못했습니다. 궁금하신 점을 글로 보내 주십시오.",
+    "kakao_waiting": "답변을 준비하고 있습니다. 잠시만 기다려 주십시오.",
+    "kakao_still_working": "답변 준비가 길어지고 있습니다. 잠시 후 아무 메시지나 보내 주시면 준비된 답변부터 알려 드리겠습니다.",
+    "kakao_pending_intro": "앞서 문의하신 내용의 답변입니다.",
+    "kakao_too_long": "답변 준비가 길어지고 있습니다. 잠시 후 아무 메시지나 보내 주시면 준비된 답변을 알려 드리겠습니다.",
+    "kakao_next_pending": "방금 보내 주신 메시지의 답변은 아직 준비 중입니다. 잠시 후 다시 메시지를 보내 주십시오.",
+    "truncated": "(답변이 길어 일부만 표시했습니다.)",
+}
+
+_EN: dict[MessageId, str] = {
+    "help": (
+        "I'm {name}. I can help with work questions, drafts, summaries and translations.\n\n"
+        "Commands\n• /reset (초기화): start this conversation over\n"
+        "• /forget (잊어줘): erase everything stored about you\n• /help (도움말): show this again"
+    ),
+    "reset_done": "Done, this conversation starts over. What would you like to talk about?",
+    "forget_done": "I've erased everything stored about you. Our next conversation starts fresh.",
+    "not_configured": "No AI model is connected yet, so I can't answer. Please ask your administrator to set one up.",
+    "llm_failed": "Sorry, I can't answer right now. Please try again in a moment.",
+    "llm_busy": "Sorry, I'm receiving too many requests. Please try again in about {seconds} seconds.",
+    "llm_failed_midway": "(Sorry, I couldn't finish this answer. Ask again and I'll pick it up.)",
+    "empty_message": "I couldn't read that message. Please send your question as text.",
+    "kakao_waiting": "I'm preparing your answer. One moment, please!",
+    "kakao_still_working": "This answer is taking a while. Send me any message shortly and I'll give it to you first.",
+    "kakao_pending_intro": "Here is the answer to your previous question.",
+    "kakao_too_long": "This answer is taking a while. Send me any message shortly and I'll give it to you.",
+    "kakao_next_pending": "The answer to your latest message is still being prepared. Please message me again shortly.",
+    "truncated": "(The answer was long, so only part of it is shown.)",
+}
+
+
+def _copula(name: str) -> str:
+    """이에요 after a final consonant, 예요 after a vowel (다리예요, 도우미예요, 비서봇이에요)."""
+    last = name.strip()[-1:] if name.strip() else ""
+    if "\uac00" <= last <= "\ud7a3":
+        return "이에요." if (ord(last) - 0xAC00) % 28 else "예요."
+    return "이에요."
+
+
+def detect_language(text: str, default: Lang) -> Lang:
+    """The language the user chose: any Hangul means Korean, plain Latin words mean English."""
+    if _HANGUL.search(text):
+        return "ko"
+    if len(_LATIN.findall(text)) >= 3:
+        return "en"
+    return default
+
+
+def say(message: MessageId, *, lang: Lang, level: SpeechLevel = "haeyo", **values: object) -> str:
+    """One user-facing sentence in the user's language and the bot's speech level."""
+    if lang == "en":
+        table = _EN
+    else:
+        table = _HAPSYO if level == "hapsyo" else _HAEYO
+    name = str(values.get("name", ""))
+    return table[message].format(copula=_copula(name), **values)
