@@ -43,6 +43,11 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    async def join(self) -> None:
+        """Wait until every task, including ones started meanwhile, has finished."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, timeout: float) -> None:
         """Wait for running tasks up to ``timeout`` seconds, then cancel the rest."""
         if not self._tasks:

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     # KakaoTalk
     kakao_skill_secret: SecretStr | None = Field(default=None, validation_alias=_env("KAKAO_SKILL_SECRET"))
     kakao_budget: float = Field(default=3.5, gt=0, lt=5, validation_alias=_env("DARI_KAKAO_BUDGET"))
+    kakao_callback_budget: float = Field(
+        default=0.8, ge=0, lt=5, validation_alias=_env("DARI_KAKAO_CALLBACK_BUDGET")
+    )
+    kakao_callback_domain: str = Field(
+        default="kakao.com", validation_alias=_env("DARI_KAKAO_CALLBACK_DOMAIN")
+    )
     kakao_callback_window: float = Field(
         default=55.0, gt=0, le=60, validation_alias=_env("DARI_KAKAO_CALLBACK_WINDOW")
     )

@@ -109,9 +109,7 @@ class Engine:
             user_name=inbound.user_name,
             message_id=inbound.message_id,
         )
-        messages = build_prompt(
-            persona, history, user_turn, now=self._clock(), group=not inbound.is_direct
-        )
+        messages = build_prompt(persona, history, user_turn, now=self._clock(), group=not inbound.is_direct)
         parts: list[str] = []
         try:
             async for delta in llm.stream(
@@ -128,6 +126,10 @@ class Engine:
             yield self._apology(error, persona, lang, midway=bool(parts))
             if not parts:
                 return
+        if not "".join(parts).strip():
+            log.warning("LLM gave an empty answer", extra={"conversation": key.id})
+            yield say("llm_failed", lang=lang, level=persona.speech_level)
+            return
         answer = safety.mask("".join(parts))
         reply = Turn(role="assistant", text=answer, at=time.time(), message_id=inbound.message_id)
         await self._store.append(key, [user_turn, reply], retention=persona.retention_seconds)

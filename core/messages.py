@@ -63,7 +63,8 @@ _HAEYO: dict[MessageId, str] = {
 }
 
 _HAPSYO: dict[MessageId, str] = {
-    "help": "저는 {name}입니다. 업무 질문, 문서 초안, 요약, 번역을 도와드립니다.\n\n명령어\n" + _COMMANDS_KO_FORMAL,
+    "help": "저는 {name}입니다. 업무 질문, 문서 초안, 요약, 번역을 도와드립니다.\n\n명령어\n"
+    + _COMMANDS_KO_FORMAL,
     "reset_done": "대화를 초기화했습니다. 새로운 주제로 말씀해 주십시오.",
     "forget_done": "저장된 대화 기록을 모두 삭제했습니다. 다음 대화는 처음부터 시작됩니다.",
     "not_configured": "아직 AI 모델이 연결되지 않아 답변을 드릴 수 없습니다. 관리자에게 설정을 요청해 주십시오.",
@@ -120,9 +121,6 @@ def detect_language(text: str, default: Lang) -> Lang:
 
 def say(message: MessageId, *, lang: Lang, level: SpeechLevel = "haeyo", **values: object) -> str:
     """One user-facing sentence in the user's language and the bot's speech level."""
-    if lang == "en":
-        table = _EN
-    else:
-        table = _HAPSYO if level == "hapsyo" else _HAEYO
+    table = _EN if lang == "en" else _HAPSYO if level == "hapsyo" else _HAEYO
     name = str(values.get("name", ""))
     return table[message].format(copula=_copula(name), **values)

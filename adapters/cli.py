@@ -1,0 +1,84 @@
+"""The ``dari`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters.logs import configure_logging
+from adapters.settings import Settings
+from core.errors import ConfigError
+
+__all__ = ["main"]
+
+log = logging.getLogger("dari")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.openai_api_key,
+        settings.azure_openai_api_key,
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.microsoft_app_password,
+        settings.kakao_skill_secret,
+    ]
+    found = [v.get_secret_value() for v in values if v is not None]
+    if settings.redis_url and "@" in settings.redis_url:
+        # redis://user:password@host: the password part.
+        found.append(settings.redis_url.split("@", 1)[0].rsplit(":", 1)[-1])
+    return found
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # imported late: `dari --help` stays fast
+    from adapters.server import RUNNER_OPTIONS, create_app
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"dari: invalid setting:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, secrets=_secrets(settings))
+    try:
+        app = create_app(settings)
+    except ConfigError as error:
+        log.error("cannot start: %s", error)
+        print(f"dari: {error}", file=sys.stderr)
+        return 2
+    log.info("dari listening on http://%s:%d", args.host, args.port)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log_class=RUNNER_OPTIONS["access_log_class"],
+        print=None,
+        shutdown_timeout=30.0,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dari", description="다리: Korean enterprise AI assistant")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the service (all doors on one port)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

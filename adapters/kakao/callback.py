@@ -1,0 +1,105 @@
+"""Delivering an answer to Kakao's callback URL: one minute, one use, never twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+import aiohttp
+
+from adapters.kakao.translate import to_skill_response
+from adapters.metrics import Metrics
+from core.memory.base import Store
+from core.messages import Lang, say
+from core.persona import Persona
+from core.types import ConversationKey
+
+__all__ = ["CallbackDelivery"]
+
+log = logging.getLogger(__name__)
+
+# Leave room for the POST itself before the URL expires.
+POST_MARGIN = 5.0
+PENDING_TTL = 24 * 3600.0
+
+
+def _json_or_none(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+class CallbackDelivery:
+    """POSTs one SkillResponse to a callback URL, retrying only failures that cannot have delivered."""
+
+    def __init__(self, *, http: aiohttp.ClientSession, url: str, deadline: float, metrics: Metrics) -> None:
+        self._http = http
+        self._url = url
+        self._deadline = deadline
+        self._metrics = metrics
+
+    async def run(
+        self,
+        answer: asyncio.Task[str],
+        *,
+        first: Sequence[str],
+        persona: Persona,
+        lang: Lang,
+        key: ConversationKey,
+        store: Store,
+    ) -> None:
+        level = persona.speech_level
+        wait = self._deadline - POST_MARGIN - time.monotonic()
+        try:
+            text = await asyncio.wait_for(asyncio.shield(answer), timeout=max(wait, 0.0))
+        except TimeoutError:
+            # The URL will expire before the answer is ready: say so now, keep the answer.
+            body = to_skill_response(
+                [*first, say("kakao_too_long", lang=lang, level=level)], lang=lang, level=level
+            )
+            await self.post(body)
+            await store.put_pending(key, await answer, ttl=PENDING_TTL)
+            return
+        body = to_skill_response([*first, text], quick_replies=persona.quick_replies, lang=lang, level=level)
+        await self.post(body)
+
+    async def post(self, body: dict[str, object]) -> bool:
+        """POST once; retry only when no answer came back (connection failure) or Kakao said 5xx/429."""
+        delay = 0.5
+        while True:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                self._metrics.kakao_callbacks.labels("expired").inc()
+                log.error("kakao callback window closed before delivery")
+                return False
+            try:
+                timeout = aiohttp.ClientTimeout(total=min(10.0, remaining))
+                async with self._http.post(self._url, json=body, timeout=timeout) as response:
+                    status = response.status
+                    raw = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
+                log.warning("kakao callback attempt failed: %s", type(error).__name__)
+            else:
+                if status < 500 and status != 429:
+                    return self._settle(status, _json_or_none(raw))
+                log.warning("kakao callback answered %s, retrying", status)
+            await asyncio.sleep(min(delay, max(self._deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 4.0)
+
+    def _settle(self, status: int, result: object) -> bool:
+        kakao_status = result.get("status") if isinstance(result, dict) else None
+        if status == 200 and kakao_status in (None, "SUCCESS"):
+            self._metrics.kakao_callbacks.labels("delivered").inc()
+            return True
+        # Kakao refused (expired or used token, bad JSON): a second POST cannot help.
+        message = result.get("message") if isinstance(result, dict) else None
+        log.error(
+            "kakao callback refused",
+            extra={"status": status, "kakao_status": str(kakao_status), "kakao_message": str(message)[:200]},
+        )
+        self._metrics.kakao_callbacks.labels("refused").inc()
+        return False
