@@ -16,7 +16,7 @@ from core.memory.base import Store
 from core.messages import Lang, detect_language, say
 from core.persona import Persona
 from core.prompt import build_prompt
-from core.types import Inbound, Turn
+from core.types import ConversationKey, Inbound, Turn
 
 __all__ = ["Engine"]
 
@@ -79,7 +79,11 @@ class Engine:
         lang: Lang = detect_language(text, persona.language)
         # The in-process lock is taken before any await so arrival order is kept.
         async with self._locks.hold(key.id), self._store.lock(key):
-            token = f"{key.platform}:{key.bot}:{key.tenant}:{inbound.message_id}"
+            # Message ids are unique within a chat (Slack ts is per channel), not across chats.
+            chat = ConversationKey(
+                platform=key.platform, tenant=key.tenant, conversation=key.conversation, bot=key.bot
+            )
+            token = f"{chat.id}:{inbound.message_id}"
             if not await self._store.claim(token, ttl=DEDUPE_TTL):
                 log.info("duplicate message dropped", extra={"conversation": key.id})
                 return
