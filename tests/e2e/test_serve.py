@@ -73,7 +73,7 @@ async def test_a_whole_run_logs_no_identifiers_or_secrets_and_stops_cleanly(
                 metrics = await response.text()
     finally:
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0
     log = stderr.decode("utf-8")
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
