@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -22,6 +23,7 @@ from core.llm.openai import OpenAIChat
 from core.memory import EmbeddedStore, RedisStore
 from core.memory.base import Store
 from core.persona import load_personas
+from core.tokens import count_tokens
 
 __all__ = ["DOORS", "RUNNER_OPTIONS", "create_app"]
 
@@ -81,6 +83,8 @@ def create_app(settings: Settings) -> web.Application:
     app[TASKS] = TaskSet()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        # The tokenizer loads its vocabulary on first use (~0.4 s): do it now, not on a user's turn.
+        await asyncio.to_thread(count_tokens, "다리")
         store, kind = await open_store(settings)
         llm = build_llm(settings)
         if llm is None:

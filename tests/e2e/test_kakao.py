@@ -124,7 +124,7 @@ async def test_personal_identifiers_never_reach_the_llm_or_the_logs(
 async def test_a_slow_answer_with_a_callback_url_is_acked_at_once_and_posted_once(
     fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    fake_openai.response_delay = 2.0
+    fake_openai.response_delay = 8.0  # an 8 s LLM, well past Kakao's 5 s
     fake_openai.answer = "천천히 생각한 답이에요."
     async with CallbackReceiver() as receiver, run_service(settings_for(fake_openai, tmp_path)) as service:
         started = time.monotonic()
@@ -132,7 +132,7 @@ async def test_a_slow_answer_with_a_callback_url_is_acked_at_once_and_posted_onc
         assert time.monotonic() - started < 1.0
         assert ack["version"] == "2.0" and ack["useCallback"] is True
         assert "template" not in ack and ack["data"]["text"]
-        (body,) = await receiver.wait_for(1)
+        (body,) = await receiver.wait_for(1, timeout=20)
         await service.app[TASKS].join()
     assert texts_of(body) == ["천천히 생각한 답이에요."]
     assert len(receiver.bodies) == 1
