@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -64,6 +65,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _teams_package(args: argparse.Namespace) -> int:
+    from adapters.teams.package import write_package
+
+    app_id = args.app_id
+    if app_id is None:
+        try:
+            app_id = Settings().microsoft_app_id
+        except ValidationError as error:
+            print(f"dari: invalid setting:\n{error}", file=sys.stderr)
+            return 2
+    options = {
+        name: getattr(args, name)
+        for name in ("version", "developer", "website_url", "privacy_url", "terms_url", "source")
+        if getattr(args, name) is not None
+    }
+    try:
+        path = write_package(args.out, app_id=app_id, **options)
+    except ConfigError as error:
+        print(f"dari: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dari", description="다리: Korean enterprise AI assistant")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
     serve.set_defaults(run=_serve)
+
+    package = commands.add_parser(
+        "teams-package", help="write the Teams app package (zip) to upload in Teams admin center"
+    )
+    package.add_argument("--app-id", help="the bot's Microsoft App ID (default: MicrosoftAppId)")
+    package.add_argument("--out", type=Path, default=Path("dist"), help="zip file or folder (default dist/)")
+    package.add_argument("--version", help="app version x.y.z; raise it for every update")
+    package.add_argument("--developer", help="publisher name shown in Teams")
+    package.add_argument("--website-url", help="publisher website (https)")
+    package.add_argument("--privacy-url", help="privacy statement (https)")
+    package.add_argument("--terms-url", help="terms of use (https)")
+    package.add_argument(
+        "--source", type=Path, help="folder with manifest.json and icons (default deploy/teams)"
+    )
+    package.set_defaults(run=_teams_package)
     return parser
 
 
