@@ -128,6 +128,9 @@ async def skill(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         pass
     else:
+        if not first and (late := await store.pop_pending(inbound.key)):
+            # An earlier slow answer finished while this message waited for its turn.
+            first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
         metrics.messages.labels("kakao", "inline").inc()
         metrics.answer_seconds.labels("kakao").observe(time.monotonic() - received)
         texts = [*first, text]

@@ -340,3 +340,21 @@ async def test_one_conversation_is_answered_in_order_while_others_run_concurrent
         elapsed = time.monotonic() - started
     assert [texts_of(a)[0] for a in answers] == [f"답: 질문 {i}" for i in range(5)]
     assert elapsed < 1.2  # five conversations in parallel, not one after another (5 x 0.3 s)
+
+
+async def test_an_answer_finishing_while_the_next_message_waits_comes_with_it(
+    fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    fake_openai.answer = lambda messages: f"답변: {messages[-1]['content']}"
+    fake_openai.response_delay = 1.5
+    async with run_service(settings_for(fake_openai, tmp_path, kakao_budget=1.0)) as service:
+        first = await ask(http, service, skill_request("느린 질문"))
+        assert "잠시 후" in texts_of(first)[0]
+        fake_openai.response_delay = 0.0
+        second = await ask(http, service, skill_request("빠른 질문"))  # waits for the first's turn
+        await service.app[TASKS].join()
+        third = await ask(http, service, skill_request("세 번째 질문"))
+    texts = texts_of(second)
+    assert "답변: 느린 질문" in texts[0]
+    assert texts[-1] == "답변: 빠른 질문"
+    assert texts_of(third) == ["답변: 세 번째 질문"]  # delivered once, not again
