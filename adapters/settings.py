@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_bot: str = Field(default="default", validation_alias=_env("DARI_SLACK_BOT"))
+    slack_streaming: bool = Field(default=True, validation_alias=_env("DARI_SLACK_STREAMING"))
+    slack_thread_follow_ups: bool = Field(default=True, validation_alias=_env("DARI_SLACK_THREAD_FOLLOW_UPS"))
 
     # Microsoft Teams (Bot Framework names)
     microsoft_app_id: str = Field(default="", validation_alias=_env("MicrosoftAppId", "MICROSOFT_APP_ID"))

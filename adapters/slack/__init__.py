@@ -33,7 +33,12 @@ def setup(app: web.Application, settings: Settings, options: DoorOptions | None 
     if missing:
         verb = "is" if len(missing) == 1 else "are"
         return f"off: {' and '.join(missing)} {verb} not set"
-    door = SlackDoor(settings=settings, options=options or DoorOptions())
+    options = options or DoorOptions(
+        bot=settings.slack_bot,
+        streaming=settings.slack_streaming,
+        thread_follow_ups=settings.slack_thread_follow_ups,
+    )
+    door = SlackDoor(settings=settings, options=options)
     app.router.add_post(EVENTS_PATH, door.handle)
     app.cleanup_ctx.append(door.lifetime)
     if door.socket_mode:
