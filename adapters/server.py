@@ -69,7 +69,7 @@ def build_llm(settings: Settings) -> LLM | None:
 async def open_store(settings: Settings) -> tuple[Store, str]:
     """The Redis store when REDIS_URL is set, else the embedded SQLite file."""
     if settings.redis_url:
-        return RedisStore.from_url(settings.redis_url), "redis"
+        return RedisStore.from_url(settings.redis_url, prefix=settings.redis_prefix), "redis"
     path = settings.data_dir / "dari.sqlite3"
     return await EmbeddedStore.open(path=path), f"embedded sqlite ({path})"
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     # Memory
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    redis_prefix: str = Field(default="dari", min_length=1, validation_alias=_env("DARI_REDIS_PREFIX"))
     data_dir: Path = Field(default=Path(".dari"), validation_alias=_env("DARI_DATA_DIR"))
     bots_dir: Path = Field(default=DEFAULT_BOTS_DIR, validation_alias=_env("DARI_BOTS_DIR"))
 

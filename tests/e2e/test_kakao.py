@@ -16,7 +16,7 @@ import pytest
 from adapters.runtime import TASKS
 from adapters.settings import Settings
 from tests.support.openai_server import FakeOpenAI
-from tests.support.service import CallbackReceiver, IsolatedSettings, Service, run_service
+from tests.support.service import CallbackReceiver, IsolatedSettings, Service, redis_prefix, run_service
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "adapters" / "kakao" / "payloads"
 
@@ -96,14 +96,12 @@ async def test_the_second_turn_carries_the_first_and_other_users_do_not_see_it(
 async def test_history_survives_a_restart(
     fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession, redis_url: str, store: str
 ) -> None:
-    prefix = f"dari-e2e-{time.monotonic_ns()}"
-    extra = {"redis_url": f"{redis_url}"} if store == "redis" else {}
-    user = f"restart-{prefix}"
-    async with run_service(settings_for(fake_openai, tmp_path, **extra)) as service:
-        await ask(http, service, skill_request("회의실 예약 번호는 A-17이에요", user=user))
-    async with run_service(settings_for(fake_openai, tmp_path, **extra)) as service:
-        await ask(http, service, skill_request("예약 번호 다시 알려 주세요", user=user))
-        await ask(http, service, skill_request("초기화", user=user))  # leave Redis clean
+    async with redis_prefix(redis_url) as prefix:
+        extra = {"redis_url": redis_url, "redis_prefix": prefix} if store == "redis" else {}
+        async with run_service(settings_for(fake_openai, tmp_path, **extra)) as service:
+            await ask(http, service, skill_request("회의실 예약 번호는 A-17이에요"))
+        async with run_service(settings_for(fake_openai, tmp_path, **extra)) as service:
+            await ask(http, service, skill_request("예약 번호 다시 알려 주세요"))
     assert "A-17" in json.dumps(fake_openai.requests[-1]["messages"], ensure_ascii=False)
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from redis.asyncio import Redis
 
 from adapters.logs import AccessLogger
 from adapters.server import create_app
 from adapters.settings import Settings
 
-__all__ = ["CallbackReceiver", "IsolatedSettings", "Service", "run_service"]
+__all__ = ["CallbackReceiver", "IsolatedSettings", "Service", "redis_prefix", "run_service"]
 
 
 class IsolatedSettings(Settings):
@@ -30,6 +32,22 @@ class IsolatedSettings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
+
+
+@asynccontextmanager
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A fresh key prefix for one test's service; every key under it is deleted afterwards."""
+    prefix = f"dari-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        client = Redis.from_url(redis_url)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
 
 
 class Service:
