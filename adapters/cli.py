@@ -29,6 +29,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.slack_app_token,
         settings.microsoft_app_password,
         settings.kakao_skill_secret,
+        settings.console_token,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     if settings.redis_url and "@" in settings.redis_url:
@@ -89,6 +90,22 @@ def _teams_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    # imported late: `dari --help` stays fast
+    import asyncio
+
+    from adapters.check import failed, format_table, invalid_settings, run_checks
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(format_table([invalid_settings(error)], args.lang))
+        return 1
+    results = asyncio.run(run_checks(settings))
+    print(format_table(results, args.lang))
+    return 1 if failed(results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dari", description="다리: Korean enterprise AI assistant")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
     serve.set_defaults(run=_serve)
+    check = commands.add_parser("check", help="check settings, bot files, the LLM, the store and each door")
+    check.add_argument("--lang", choices=["ko", "en"], default="ko", help="table language (default ko)")
+    check.set_defaults(run=_check)
 
     package = commands.add_parser(
         "teams-package", help="write the Teams app package (zip) to upload in Teams admin center"

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters import kakao, slack, teams
+from adapters import web as console
 from adapters.health import READINESS, Readiness
 from adapters.health import routes as health_routes
 from adapters.logs import AccessLogger
@@ -40,6 +41,7 @@ DOORS: dict[str, Callable[[web.Application, Settings], str]] = {
     "kakao": kakao.setup,
     "slack": slack.setup,
     "teams": teams.setup,
+    "web": console.setup,
 }
 
 

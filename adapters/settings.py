@@ -21,7 +21,11 @@ class Settings(BaseSettings):
     """Every setting of the service. Field aliases are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # LLM
@@ -45,6 +49,7 @@ class Settings(BaseSettings):
     # Service
     log_level: str = Field(default="INFO", validation_alias=_env("DARI_LOG_LEVEL"))
     max_body_bytes: int = Field(default=256 * 1024, gt=0, validation_alias=_env("DARI_MAX_BODY_BYTES"))
+    console_token: SecretStr | None = Field(default=None, validation_alias=_env("DARI_CONSOLE_TOKEN"))
 
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_BOT_TOKEN"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from adapters.runtime import TASKS
 from tests.support.openai_server import FakeOpenAI
@@ -63,8 +64,8 @@ async def test_a_mention_is_answered_once_in_its_thread(
             llm_max_retries=0,
             redis_url=redis_url,
             data_dir=tmp_path,
-            slack_bot_token="xoxb-e2e",
-            slack_signing_secret=SECRET,
+            slack_bot_token=SecretStr("xoxb-e2e"),
+            slack_signing_secret=SecretStr(SECRET),
             slack_api_url=api.url,
         )
         mention = load("slack_event_app_mention_bolt.json")
