@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     microsoft_app_tenant_id: str = Field(
         default="", validation_alias=_env("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
     )
+    teams_bot: str = Field(default="default", validation_alias=_env("DARI_TEAMS_BOT"))
     teams_reply_deadline: float = Field(default=12.0, gt=0, validation_alias=_env("DARI_TEAMS_DEADLINE"))
 
     # KakaoTalk

@@ -74,8 +74,15 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
     """Answers messages (1:1 always, groups when mentioned), welcomes installs, records feedback."""
 
     def __init__(
-        self, *, adapter: TeamsAdapter, app_id: str, pacing: Pacing, feedback: FeedbackRecorder
+        self,
+        *,
+        adapter: TeamsAdapter,
+        app_id: str,
+        pacing: Pacing,
+        feedback: FeedbackRecorder,
+        bot: str = "default",
     ) -> None:
+        self._bot = bot
         self._adapter = adapter
         self._app_id = app_id
         self._pacing = pacing
@@ -92,7 +99,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
         direct = conversation_kind(activity) == "personal"
         if not direct and not mentions_bot(activity):
             return  # with extra permissions Teams may deliver unaddressed group messages
-        inbound = to_inbound(activity)
+        inbound = to_inbound(activity, bot=self._bot)
         outbox = self._outbox(turn_context)
         render = answer_streaming if direct else answer_in_group
         work = render(engine=turn.engine, inbound=inbound, outbox=outbox, pacing=self._pacing)
@@ -103,7 +110,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
         activity = turn.activity
         if not bot_was_added(activity):
             return  # other people joining get no message from the bot
-        key = conversation_key(activity)
+        key = conversation_key(activity, bot=self._bot)
         if not await turn.engine.store.claim(f"teams:welcome:{key.id}", ttl=WELCOME_TTL):
             return
         persona = turn.engine.persona(key.bot)
@@ -115,7 +122,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
         turn = _turn(turn_context)
         if turn.activity.name != FEEDBACK_INVOKE:
             return await super().on_invoke_activity(turn_context)
-        feedback = to_feedback(turn.activity)
+        feedback = to_feedback(turn.activity, bot=self._bot)
         if feedback is None:
             return InvokeResponse(status=HTTPStatus.BAD_REQUEST, body="not a feedback action")
         self._feedback.record(feedback)

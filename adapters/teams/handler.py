@@ -92,6 +92,7 @@ class TeamsEndpoint:
             app_id=settings.microsoft_app_id,
             pacing=options.pacing,
             feedback=FeedbackRecorder(registry),
+            bot=settings.teams_bot,
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
