@@ -5,24 +5,33 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from core import safety
-from core.commands import Command, parse_command
+from core.commands import Command, CommandCall, parse_command
 from core.errors import ConfigError, LLMError, LLMNotConfigured, LLMRateLimited
 from core.llm.base import LLM
 from core.locks import KeyedLocks
-from core.memory.base import Store
+from core.memory.base import MAX_TURN_CHARS, Store
 from core.messages import Lang, detect_language, say
 from core.persona import Persona
+from core.personal import manage_memory, owner
 from core.prompt import build_prompt
-from core.types import ConversationKey, Inbound, Turn
+from core.summary import Summarizer
+from core.types import ConversationKey, Fact, Inbound, Turn
 
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL = 3 * 86400.0  # longer than any platform's redelivery window (Slack: 5 min, Teams: minutes)
+_MEMORY_COMMANDS = (Command.REMEMBER, Command.MEMORY, Command.MEMORY_DELETE)
+
+
+def _stored(text: str) -> str:
+    # A bound on what one turn can make the store hold; prompts replay far less than this anyway.
+    return text if len(text) <= MAX_TURN_CHARS else text[:MAX_TURN_CHARS] + " …"
 
 
 def _utcnow() -> datetime:
@@ -30,7 +39,19 @@ def _utcnow() -> datetime:
 
 
 class Engine:
-    """Answers messages: dedupe, one turn at a time per conversation, commands, prompt, LLM, memory."""
+    """Answers messages: dedupe, one turn at a time per conversation, commands, prompt, LLM, memory.
+
+    The engine owns background work (folding old turns into summaries): ``close`` it before
+    closing the store and the LLM.
+
+    Args:
+        store: conversation memory.
+        llm: the model that answers, or None when none is configured.
+        personas: the bots by id; "default" is required.
+        default_model: the model of bots that name none.
+        clock: the current time for prompts.
+        summary_llm: the model that writes summaries; ``llm`` when None.
+    """
 
     def __init__(
         self,
@@ -40,6 +61,7 @@ class Engine:
         personas: Mapping[str, Persona],
         default_model: str,
         clock: Callable[[], datetime] = _utcnow,
+        summary_llm: LLM | None = None,
     ) -> None:
         if "default" not in personas:
             raise ConfigError("no default bot: bots/default.toml is required", source="bots/default.toml")
@@ -49,6 +71,10 @@ class Engine:
         self._default_model = default_model
         self._clock = clock
         self._locks = KeyedLocks()
+        writer = summary_llm or llm
+        self._summarizer = (
+            None if writer is None else Summarizer(store=store, llm=writer, default_model=default_model)
+        )
 
     @property
     def store(self) -> Store:
@@ -61,6 +87,16 @@ class Engine:
     def persona(self, bot: str) -> Persona:
         """The persona of a bot, falling back to the default one."""
         return self._personas.get(bot) or self._personas["default"]
+
+    async def settle(self) -> None:
+        """Wait until background work started so far has finished (tests, benchmarks)."""
+        if self._summarizer is not None:
+            await self._summarizer.settle()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop background work: wait up to ``timeout`` seconds, then cancel what is left."""
+        if self._summarizer is not None:
+            await self._summarizer.close(timeout)
 
     async def respond(self, inbound: Inbound) -> str:
         """The whole answer at once ("" for a duplicate)."""
@@ -105,6 +141,8 @@ class Engine:
     ) -> AsyncIterator[str]:
         key = inbound.key
         history = await self._store.history(key, limit=persona.history_turns)
+        summary = await self._store.summary(key)
+        facts = await self._facts(inbound, persona)
         user_turn = Turn(
             role="user",
             text=text,
@@ -113,7 +151,15 @@ class Engine:
             user_name=inbound.user_name,
             message_id=inbound.message_id,
         )
-        messages = build_prompt(persona, history, user_turn, now=self._clock(), group=not inbound.is_direct)
+        messages = build_prompt(
+            persona,
+            history,
+            user_turn,
+            now=self._clock(),
+            group=not inbound.is_direct,
+            summary=summary.text,
+            facts=[fact.text for fact in facts],
+        )
         parts: list[str] = []
         try:
             async for delta in llm.stream(
@@ -135,8 +181,21 @@ class Engine:
             yield say("llm_failed", lang=lang, level=persona.speech_level)
             return
         answer = safety.mask("".join(parts))
-        reply = Turn(role="assistant", text=answer, at=time.time(), message_id=inbound.message_id)
-        await self._store.append(key, [user_turn, reply], retention=persona.retention_seconds)
+        reply = Turn(role="assistant", text=_stored(answer), at=time.time(), message_id=inbound.message_id)
+        stored = replace(user_turn, text=_stored(user_turn.text))
+        await self._store.append(key, [stored, reply], retention=persona.retention_seconds)
+        # Turns the prompt could not hold (by count or by tokens) are folded in the background.
+        shown = len(messages) - 2
+        if self._summarizer is not None and (
+            len(history) + 2 > persona.history_turns or shown < len(history)
+        ):
+            self._summarizer.request(key, persona)
+
+    async def _facts(self, inbound: Inbound, persona: Persona) -> list[Fact]:
+        # Personal facts only ever enter a private chat's prompt.
+        if not inbound.is_direct or not persona.personal_memory:
+            return []
+        return await self._store.facts(owner(inbound))
 
     def _apology(self, error: LLMError, persona: Persona, lang: Lang, *, midway: bool) -> str:
         level = persona.speech_level
@@ -148,8 +207,11 @@ class Engine:
             return say("llm_busy", lang=lang, level=level, seconds=max(1, round(error.retry_after)))
         return say("llm_failed", lang=lang, level=level)
 
-    async def _run_command(self, command: Command, inbound: Inbound, persona: Persona, lang: Lang) -> str:
+    async def _run_command(self, call: CommandCall, inbound: Inbound, persona: Persona, lang: Lang) -> str:
         level = persona.speech_level
+        command = call.command
+        if command in _MEMORY_COMMANDS:
+            return await manage_memory(self._store, call, inbound, persona, lang)
         if command is Command.RESET:
             await self._store.clear(inbound.key)
             return say("reset_done", lang=lang, level=level)

@@ -3,6 +3,7 @@
     DariError
     ├── ConfigError                 a setting or bot file is wrong (names the file and field)
     ├── StoreError                  the memory store failed or is unreachable
+    │   └── ErasureIncomplete       data of a user was still found after erasing it; ``remaining``
     └── LLMError                    the language model did not answer
         ├── LLMNotConfigured        no LLM endpoint or key is set
         ├── LLMTimeout              no answer in time
@@ -18,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DariError",
+    "ErasureIncomplete",
     "LLMBadResponse",
     "LLMError",
     "LLMNotConfigured",
@@ -48,6 +50,18 @@ class ConfigError(DariError):
 
 class StoreError(DariError):
     """The memory store failed or cannot be reached."""
+
+
+class ErasureIncomplete(StoreError):
+    """Erasing a user's data was verified and something was still there.
+
+    Attributes:
+        remaining: how many items (turns, facts, summaries) were still found.
+    """
+
+    def __init__(self, message: str, *, remaining: int) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 class LLMError(DariError):

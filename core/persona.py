@@ -35,7 +35,10 @@ class Persona:
         max_answer_tokens: a cap on one answer.
         history_tokens: the token budget for past turns in a prompt.
         history_turns: at most this many past turns are loaded.
-        retention_days: conversation data expires this many days after the last message.
+        retention_days: conversation data expires this many days after the last message, and
+            a person's remembered facts this many days after their last message to the bot.
+        summary_tokens: the most a conversation's rolling summary may take in a prompt.
+        personal_memory: whether users may ask the bot to remember facts about them.
     """
 
     id: str
@@ -51,6 +54,8 @@ class Persona:
     history_tokens: int
     history_turns: int
     retention_days: int
+    summary_tokens: int = 600
+    personal_memory: bool = True
 
     @property
     def retention_seconds(self) -> float:
@@ -87,6 +92,8 @@ class _BotFile(BaseModel):
     history_tokens: Annotated[int, Field(ge=200, le=100_000)] = 3000
     history_turns: Annotated[int, Field(ge=1, le=200)] = 40
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    summary_tokens: Annotated[int, Field(ge=100, le=4000)] = 600
+    personal_memory: bool = True
 
 
 def _nfc(value: object) -> object:
@@ -144,6 +151,8 @@ def load_persona(path: Path) -> Persona:
         history_tokens=bot.history_tokens,
         history_turns=bot.history_turns,
         retention_days=bot.retention_days,
+        summary_tokens=bot.summary_tokens,
+        personal_memory=bot.personal_memory,
     )
 
 

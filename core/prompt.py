@@ -1,8 +1,13 @@
 """The messages sent to the LLM for one answer: pure, deterministic, within a token budget.
 
 The system message carries what the model cannot know or reliably recall: the persona, its
-speech level, the time in KST, the coming public holidays, the summary of older talk and, in
-group chats, how speakers are marked. Past turns follow, newest kept first, then the new message.
+speech level, the time in KST, the coming public holidays, the summary of older talk, in a
+private chat the facts the user asked to be remembered and, in group chats, how speakers are
+marked. Past turns follow, newest kept first, then the new message.
+
+Every part has a ceiling (summary: the bot's ``summary_tokens``; facts: ``MAX_FACT_TOKENS``;
+past turns: ``history_tokens``; the new message: ``MAX_USER_TOKENS``), so a prompt's size is
+bounded however long the conversation grows.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from core.persona import Persona, SpeechLevel
 from core.tokens import count_messages, message_tokens, truncate_tokens
 from core.types import ChatMessage, Turn
 
-__all__ = ["HOLIDAY_WINDOW_DAYS", "MAX_USER_TOKENS", "build_prompt", "prompt_tokens"]
+__all__ = ["HOLIDAY_WINDOW_DAYS", "MAX_FACT_TOKENS", "MAX_USER_TOKENS", "build_prompt", "prompt_tokens"]
 
 HOLIDAY_WINDOW_DAYS = 42
 
 # One pasted document must not crowd out everything else; its start usually carries the request.
 MAX_USER_TOKENS = 8000
+
+# Facts are capped in number and length when stored; this keeps the prompt bounded regardless.
+MAX_FACT_TOKENS = 2000
 
 _RULES: dict[SpeechLevel, dict[str, str]] = {
     "haeyo": {
@@ -32,6 +40,10 @@ _RULES: dict[SpeechLevel, dict[str, str]] = {
         "holidays": "다가오는 공휴일(오늘부터 6주, 대체공휴일 포함):",
         "no_holidays": "오늘부터 6주 안에는 공휴일이 없어요.",
         "summary": "앞선 대화 요약:",
+        "facts": (
+            "사용자가 기억해 달라고 한 내용(사용자 본인에 관한 정보예요. "
+            "관련 있을 때만 자연스럽게 활용하세요):"
+        ),
         "group": (
             "이 대화는 여러 사람이 함께 있는 단체 대화예요. 사용자 메시지 앞에는 "
             '"[김민수] ..."처럼 보낸 사람의 이름이 붙어 있어요. 답변에는 이 표시를 붙이지 말고, '
@@ -47,6 +59,10 @@ _RULES: dict[SpeechLevel, dict[str, str]] = {
         "holidays": "다가오는 공휴일(오늘부터 6주, 대체공휴일 포함):",
         "no_holidays": "오늘부터 6주 안에는 공휴일이 없습니다.",
         "summary": "앞선 대화 요약:",
+        "facts": (
+            "사용자가 기억해 달라고 한 내용(사용자 본인에 관한 정보입니다. "
+            "관련 있을 때만 자연스럽게 활용하십시오):"
+        ),
         "group": (
             "이 대화는 여러 사람이 함께 있는 단체 대화입니다. 사용자 메시지 앞에는 "
             '"[김민수] ..."처럼 보낸 사람의 이름이 붙어 있습니다. 답변에는 이 표시를 붙이지 말고, '
@@ -69,7 +85,7 @@ def _holiday_lines(today: date, rules: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _system(persona: Persona, *, now: datetime, group: bool, summary: str) -> str:
+def _system(persona: Persona, *, now: datetime, group: bool, summary: str, facts: Sequence[str]) -> str:
     rules = _RULES[persona.speech_level]
     local = now.astimezone(KST) if now.tzinfo is not None else now
     parts = [
@@ -79,7 +95,10 @@ def _system(persona: Persona, *, now: datetime, group: bool, summary: str) -> st
         _holiday_lines(local.date(), rules),
     ]
     if summary.strip():
-        parts.append(f"{rules['summary']}\n{summary.strip()}")
+        parts.append(f"{rules['summary']}\n{truncate_tokens(summary.strip(), persona.summary_tokens)}")
+    if facts and not group:
+        listed = "\n".join(f"- {fact}" for fact in facts)
+        parts.append(f"{rules['facts']}\n{truncate_tokens(listed, MAX_FACT_TOKENS)}")
     if group:
         parts.append(rules["group"])
     return "\n\n".join(parts)
@@ -121,6 +140,7 @@ def build_prompt(
     now: datetime,
     group: bool,
     summary: str = "",
+    facts: Sequence[str] = (),
 ) -> list[ChatMessage]:
     """The Chat Completions messages for answering ``user_turn``.
 
@@ -130,7 +150,9 @@ def build_prompt(
         user_turn: the message to answer; always included, its text cut to ``MAX_USER_TOKENS``.
         now: the current moment (aware, any zone); shown to the model in KST.
         group: True in channels and group chats: user messages are marked with their speaker.
-        summary: a summary of turns older than ``history``, or "".
+        summary: the rolling summary of older turns, or ""; cut to ``persona.summary_tokens``.
+        facts: what the user asked to be remembered about them; never shown in a group chat,
+            whatever the caller passes, since other people would read the answers.
 
     Returns:
         A system message, the newest past turns that fit ``persona.history_tokens``
@@ -140,7 +162,9 @@ def build_prompt(
     if text != user_turn.text:
         text = f"{text}\n\n{_RULES[persona.speech_level]['truncated']}"
     user = _render(replace(user_turn, role="user", text=text), group=group)
-    system = ChatMessage(role="system", content=_system(persona, now=now, group=group, summary=summary))
+    system = ChatMessage(
+        role="system", content=_system(persona, now=now, group=group, summary=summary, facts=facts)
+    )
     return [system, *_recent(history, persona=persona, group=group), user]
 
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-__all__ = ["ChatMessage", "ConversationKey", "Inbound", "Role", "Turn"]
+__all__ = [
+    "ChatMessage",
+    "ConversationKey",
+    "Fact",
+    "Inbound",
+    "Role",
+    "StoredTurn",
+    "Summary",
+    "Turn",
+    "UserKey",
+]
 
 Role = Literal["user", "assistant"]
 
@@ -46,6 +56,20 @@ class ConversationKey:
 
     def __str__(self) -> str:
         return self.id
+
+    @classmethod
+    def from_id(cls, value: str) -> ConversationKey:
+        """The key whose ``id`` is ``value`` (stores keep only the id; exports need the parts).
+
+        Raises:
+            ValueError: ``value`` is not an id made by ``ConversationKey.id``.
+        """
+        parts = [unquote(part) for part in value.split(":")]
+        if len(parts) not in (4, 5):
+            raise ValueError(f"not a conversation id: {value!r}")
+        platform, bot, tenant, conversation = parts[:4]
+        thread = parts[4] if len(parts) == 5 else ""
+        return cls(platform=platform, tenant=tenant, conversation=conversation, thread=thread, bot=bot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +114,52 @@ class ChatMessage:
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """A turn as a store numbers it: ``seq`` grows with every turn of a conversation, never reused
+    while the conversation lives, so a summary can say up to which turn it has folded."""
+
+    seq: int
+    turn: Turn
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The rolling summary of a conversation's older turns (masked, in Korean).
+
+    Attributes:
+        text: the summary, or "" when nothing was folded yet.
+        upto: the ``seq`` of the last turn folded into it (0: none).
+    """
+
+    text: str = ""
+    upto: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserKey:
+    """Whose personal memory: one person, as one bot on one platform and tenant knows them.
+
+    The same person has other ids on other platforms (and on each Kakao bot), so nothing here
+    links them; a fact told to one bot is never seen by another.
+    """
+
+    platform: str
+    tenant: str
+    user_id: str
+    bot: str = "default"
+
+    @property
+    def id(self) -> str:
+        """One canonical string for storage keys and logs (parts quoted as in ``ConversationKey``)."""
+        return ":".join(_part(p) for p in (self.platform, self.bot, self.tenant, self.user_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One thing a user asked the bot to remember about them (masked)."""
+
+    text: str
+    at: float

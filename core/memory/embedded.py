@@ -13,42 +13,23 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
 from core.errors import ConfigError, StoreError
 from core.locks import KeyedLocks
-from core.types import ConversationKey, Role, Turn
+from core.memory import sqlite_people as people
+from core.memory.base import Remembered, UserExport, seen_digest
+from core.memory.sqlite_people import TURN_COLUMNS
+from core.memory.sqlite_schema import migrate
+from core.memory.sqlite_summary import LIVE, read_summary, save_summary
+from core.types import ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
 
 __all__ = ["EmbeddedStore"]
 
 PURGE_EVERY = 60.0  # seconds between opportunistic purges of expired rows
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    conv TEXT PRIMARY KEY, platform TEXT NOT NULL, tenant TEXT NOT NULL, expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS conversations_by_expiry ON conversations (expires_at);
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY, conv TEXT NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,
-    user_id TEXT NOT NULL, user_name TEXT NOT NULL, message_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS turns_by_conv ON turns (conv, id);
-CREATE INDEX IF NOT EXISTS turns_by_user ON turns (user_id);
-CREATE TABLE IF NOT EXISTS pending (conv TEXT PRIMARY KEY, text TEXT NOT NULL, expires_at REAL NOT NULL)
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen (token TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
-"""
-_LIVE = "EXISTS (SELECT 1 FROM conversations c WHERE c.conv = ? AND c.expires_at > ?)"
-# The user's own turns, and each assistant turn right after one of their user turns.
-_USER_TURNS = """
-SELECT id FROM (
-    SELECT id, role, user_id, LAG(role) OVER w AS prev_role, LAG(user_id) OVER w AS prev_user
-    FROM turns WHERE conv = ? WINDOW w AS (ORDER BY id)
-) WHERE user_id = ? OR (role = 'assistant' AND prev_role = 'user' AND prev_user = ?)
-"""
+# Rows that belong to a conversation and go with it.
+_CONVERSATION_TABLES = ("turns", "summaries", "participants", "pending", "conversations")
 
 
 @contextmanager
@@ -59,19 +40,12 @@ def _errors() -> Iterator[None]:
         raise StoreError(f"SQLite store failed: {error}") from error
 
 
-def _role(value: Any) -> Role:
-    if value == "user":
-        return "user"
-    if value == "assistant":
-        return "assistant"
-    raise StoreError(f"unknown role in the SQLite store: {value!r}")
-
-
 class EmbeddedStore:
     """Memory in one SQLite file (WAL mode); the default store.
 
     Create it with ``await EmbeddedStore.open(path=...)``. Expired rows are invisible at once
-    and purged at most once every ``PURGE_EVERY`` seconds, on writes.
+    and purged at most once every ``PURGE_EVERY`` seconds, on writes. The tables are described
+    in ``core/memory/sqlite_schema.py``.
     """
 
     path: Path
@@ -111,11 +85,7 @@ class EmbeddedStore:
                     await db.execute(f"PRAGMA {pragma}")
                 # Deleted text is overwritten on disk, not merely unlinked (forget, PIPA).
                 await db.execute("PRAGMA secure_delete=ON")
-                rows = list(await db.execute_fetchall("PRAGMA user_version"))
-                if rows[0][0] > _SCHEMA_VERSION:
-                    raise StoreError(f"{self.path} was written by a newer dari (schema {rows[0][0]})")
-                await db.executescript(_SCHEMA)
-                await db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                await migrate(db, self.path)
             except BaseException:
                 await db.close()
                 raise
@@ -153,7 +123,7 @@ class EmbeddedStore:
             cursor = await db.execute(
                 "INSERT INTO seen (token, expires_at) VALUES (?, ?) ON CONFLICT (token)"
                 " DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?",
-                (token, now + ttl, now),
+                (seen_digest(token), now + ttl, now),
             )
             return cursor.rowcount == 1
 
@@ -162,25 +132,31 @@ class EmbeddedStore:
             return []
         async with self._session() as db:
             rows = await db.execute_fetchall(
-                "SELECT role, text, at, user_id, user_name, message_id FROM turns"
-                f" WHERE conv = ? AND {_LIVE} ORDER BY id DESC LIMIT ?",
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE conv = ? AND {LIVE} ORDER BY id DESC LIMIT ?",
                 (key.id, key.id, self._clock(), limit),
             )
-        turns = [
-            Turn(role=_role(r[0]), text=r[1], at=r[2], user_id=r[3], user_name=r[4], message_id=r[5])
-            for r in rows
-        ]
-        turns.reverse()
-        return turns
+        return [people.turn_of(r).turn for r in reversed(list(rows))]
+
+    async def turns_after(self, key: ConversationKey, *, seq: int) -> list[StoredTurn]:
+        async with self._session() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE conv = ? AND id > ? AND {LIVE} ORDER BY id",
+                (key.id, seq, key.id, self._clock()),
+            )
+        return [people.turn_of(r) for r in rows]
 
     async def append(self, key: ConversationKey, turns: Sequence[Turn], *, retention: float) -> None:
         if not turns:
             return
         now, conv = self._clock(), key.id
         rows = [(conv, t.role, t.text, t.at, t.user_id, t.user_name, t.message_id) for t in turns]
+        writers = sorted({t.user_id for t in turns if t.user_id})
         async with self._transaction() as db:
-            # A conversation whose time ran out starts afresh instead of reviving unpurged turns.
-            await db.execute(f"DELETE FROM turns WHERE conv = ? AND NOT {_LIVE}", (conv, conv, now))
+            # A conversation whose time ran out starts afresh instead of reviving unpurged rows.
+            (live,) = await db.execute_fetchall(f"SELECT {LIVE}", (conv, now))
+            if not live[0]:
+                for table in _CONVERSATION_TABLES:
+                    await db.execute(f"DELETE FROM {table} WHERE conv = ?", (conv,))
             await db.execute(
                 "INSERT INTO conversations (conv, platform, tenant, expires_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (conv) DO UPDATE SET expires_at = excluded.expires_at",
@@ -196,40 +172,61 @@ class EmbeddedStore:
                 " (SELECT id FROM turns WHERE conv = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (conv, conv, self.max_turns),
             )
+            await db.executemany(
+                "INSERT OR IGNORE INTO participants (conv, user_id) VALUES (?, ?)",
+                [(conv, u) for u in writers],
+            )
+            # A person's facts live on while they keep talking to this bot.
+            await db.executemany(
+                "UPDATE facts SET expires_at = ? WHERE platform = ? AND tenant = ? AND bot = ?"
+                " AND user_id = ? AND expires_at > ?",
+                [(now + retention, key.platform, key.tenant, key.bot, u, now) for u in writers],
+            )
         if now - self._purged_at >= PURGE_EVERY:
             await self.purge()
 
+    async def summary(self, key: ConversationKey) -> Summary:
+        async with self._session() as db:
+            return await read_summary(db, key.id, now=self._clock())
+
+    async def save_summary(
+        self, key: ConversationKey, summary: Summary, *, replaces: Summary, folded: Sequence[StoredTurn]
+    ) -> bool:
+        async with self._transaction() as db:
+            return await save_summary(
+                db, key.id, summary, replaces=replaces, folded=folded, now=self._clock()
+            )
+
+    async def remember(self, user: UserKey, text: str, *, limit: int, retention: float) -> Remembered:
+        now = self._clock()
+        async with self._transaction() as db:
+            return await people.remember(db, user, text, limit=limit, expires_at=now + retention, now=now)
+
+    async def facts(self, user: UserKey) -> list[Fact]:
+        async with self._session() as db:
+            return await people.facts(db, user, now=self._clock())
+
+    async def forget_fact(self, user: UserKey, number: int) -> Fact | None:
+        async with self._transaction() as db:
+            return await people.forget_fact(db, user, number, now=self._clock())
+
     async def clear(self, key: ConversationKey) -> None:
         async with self._transaction() as db:
-            for table in ("turns", "conversations", "pending"):
+            for table in _CONVERSATION_TABLES:
                 await db.execute(f"DELETE FROM {table} WHERE conv = ?", (key.id,))
 
     async def forget_user(self, *, platform: str, tenant: str, user_id: str) -> int:
-        removed = 0
+        now = self._clock()
         async with self._transaction() as db:
             # Expired rows go first, so the count covers only what was still remembered.
-            await self._purge(db, self._clock())
-            convs = await db.execute_fetchall(
-                "SELECT DISTINCT t.conv FROM turns t JOIN conversations c ON c.conv = t.conv"
-                " WHERE c.platform = ? AND c.tenant = ? AND t.user_id = ?",
-                (platform, tenant, user_id),
+            await self._purge(db, now)
+            return await people.forget_user(db, platform=platform, tenant=tenant, user_id=user_id, now=now)
+
+    async def export_user(self, *, platform: str, tenant: str, user_id: str) -> UserExport:
+        async with self._session() as db:
+            return await people.export_user(
+                db, platform=platform, tenant=tenant, user_id=user_id, now=self._clock()
             )
-            for (conv,) in convs:
-                shared = await db.execute_fetchall(
-                    "SELECT 1 FROM turns WHERE conv = ? AND role = 'user' AND user_id <> ? LIMIT 1",
-                    (conv, user_id),
-                )
-                if shared:
-                    cursor = await db.execute(
-                        f"DELETE FROM turns WHERE id IN ({_USER_TURNS})", (conv, user_id, user_id)
-                    )
-                    removed += cursor.rowcount
-                    continue
-                for table in ("turns", "pending"):
-                    cursor = await db.execute(f"DELETE FROM {table} WHERE conv = ?", (conv,))
-                    removed += cursor.rowcount
-                await db.execute("DELETE FROM conversations WHERE conv = ?", (conv,))
-        return removed
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
         async with self._session() as db:
@@ -263,10 +260,15 @@ class EmbeddedStore:
 
     async def _purge(self, db: aiosqlite.Connection, now: float) -> int:
         removed = 0
+        expired = "(SELECT conv FROM conversations WHERE expires_at <= ?)"
+        # Who wrote where is bookkeeping, not an item of memory: not counted.
+        await db.execute(f"DELETE FROM participants WHERE conv IN {expired}", (now,))
         for statement in (
-            "DELETE FROM turns WHERE conv IN (SELECT conv FROM conversations WHERE expires_at <= ?)",
+            f"DELETE FROM turns WHERE conv IN {expired}",
+            f"DELETE FROM summaries WHERE conv IN {expired}",
             "DELETE FROM conversations WHERE expires_at <= ?",
             "DELETE FROM pending WHERE expires_at <= ?",
+            "DELETE FROM facts WHERE expires_at <= ?",
             "DELETE FROM seen WHERE expires_at <= ?",
         ):
             cursor = await db.execute(statement, (now,))

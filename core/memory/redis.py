@@ -1,30 +1,42 @@
 """The Redis store: memory shared by every process of the service, Redis Cluster ready.
 
-Key layout (``<p>`` is the prefix, ``<conv>`` is ``ConversationKey.id``). The braces are Cluster
-hash tags: every key of one conversation lives in one slot, so its MULTI blocks stay legal.
+Key layout (``<p>`` is the prefix, ``<conv>`` is ``ConversationKey.id``, ``<user>`` is ``UserKey.id``).
+This is the one place it is documented; ``redis_codec.Keys`` spells it. The braces are Cluster
+hash tags: every key of one conversation lives in one slot, so its MULTI blocks and the append
+script stay legal.
 
-    <p>:conv:{<conv>}:turns         list, one JSON turn per item, oldest first; at most max_turns;
-                                    expires ``retention`` seconds after the last append
+    <p>:conv:{<conv>}:turns         list, one JSON turn per item with its "seq", oldest first;
+                                    at most max_turns; expires ``retention`` after the last append
+    <p>:conv:{<conv>}:seq           integer, the last seq given to a turn here; expires with the turns;
+                                    kept on reset so that numbers are not reused
+    <p>:conv:{<conv>}:summary       JSON {"text", "upto"}: the rolling summary and the seq of the
+                                    last turn folded into it; expires with the turns
     <p>:conv:{<conv>}:pending       string, an answer not delivered yet; expires after its ttl
     <p>:conv:{<conv>}:lock          the cross-process turn lock; expires after lock_timeout
+    <p>:facts:<user>                list of JSON facts {"text", "at"}, oldest first, at most the
+                                    engine's cap; expires ``retention`` after the user's last
+                                    message to that bot
     <p>:user:<platform>:<tenant>:<user_id>
-                                    set of the ids of conversations the user wrote in, for
-                                    forget_user; expires with the longest-lived of them
-    <p>:seen:<token>                "1" while a message counts as seen (dedupe); expires after ttl
+                                    set: the ids of conversations the user wrote in, and
+                                    "#facts:<bot>" for each bot holding their facts; for
+                                    forget_user and export_user; expires with its longest-lived member
+    <p>:seen:<sha256>               "1" while a message counts as seen (dedupe); the token is
+                                    hashed so that no id outlives an erasure; expires after ttl
 
 Id parts are percent-quoted (as in ``ConversationKey.id``), so ':' or braces inside platform ids
 cannot break the layout.
+
+Memory per conversation is bounded: max_turns turns of at most ``MAX_TURN_CHARS`` characters
+each (the engine cuts longer ones), one summary of at most the bot's ``summary_tokens``, one
+pending answer; per person and bot, at most ``MAX_FACTS`` facts of ``MAX_FACT_CHARS``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import asdict
-from typing import Any
-from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
@@ -32,61 +44,33 @@ from redis.exceptions import RedisError, WatchError
 
 from core.errors import ConfigError, StoreError
 from core.locks import KeyedLocks
-from core.types import ConversationKey, Turn
+from core.memory import redis_people as people
+from core.memory.base import Remembered, UserExport
+from core.memory.redis_codec import Keys, dump_summary, dump_turn, load_fact, load_summary, load_turn, text
+from core.types import ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
 
 __all__ = ["RedisStore"]
 
 log = logging.getLogger(__name__)
 
-_WATCH_RETRIES = 20
-_FORGET_ROUNDS = 5
-
-
-def _quote(value: str, safe: str = "@._-=") -> str:
-    return quote(value, safe=safe)
+# Numbers and appends a conversation's turns in one step: seqs must follow list order even when
+# appends race, and the JSON item is written whole with its seq in front.
+_APPEND = """
+local n = #ARGV - 2
+local last = redis.call('INCRBY', KEYS[2], n)
+for i = 1, n do
+  local seq = string.format('%d', last - n + i)
+  redis.call('RPUSH', KEYS[1], '{"seq":' .. seq .. ',' .. string.sub(ARGV[i + 2], 2))
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return last
+"""
 
 
 def _ms(seconds: float) -> int:
     # Redis refuses an expiry of zero; a millisecond is the shortest it takes.
     return max(1, round(seconds * 1000))
-
-
-def _str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _dump(turn: Turn) -> str:
-    return json.dumps(asdict(turn), ensure_ascii=False, separators=(",", ":"))
-
-
-def _load(raw: bytes | str) -> Turn:
-    try:
-        data: dict[str, Any] = json.loads(raw)
-        role = data["role"]
-        if role != "user" and role != "assistant":
-            raise ValueError(f"unknown role {role!r}")
-        return Turn(
-            role=role,
-            text=str(data["text"]),
-            at=float(data["at"]),
-            user_id=str(data.get("user_id", "")),
-            user_name=str(data.get("user_name", "")),
-            message_id=str(data.get("message_id", "")),
-        )
-    except (ValueError, KeyError, TypeError) as error:
-        raise StoreError(f"unreadable turn in the Redis store: {error}") from error
-
-
-def _dropped(turns: Sequence[Turn], user_id: str) -> set[int]:
-    """Indexes of the user's turns and of the assistant turns that directly answer them."""
-    dropped: set[int] = set()
-    for i, turn in enumerate(turns):
-        if turn.user_id != user_id:
-            continue
-        dropped.add(i)
-        if turn.role == "user" and i + 1 < len(turns) and turns[i + 1].role == "assistant":
-            dropped.add(i + 1)
-    return dropped
 
 
 @contextmanager
@@ -107,6 +91,7 @@ class RedisStore:
     max_turns: int
     lock_timeout: float
     _client: Redis
+    _keys: Keys
     _locks: KeyedLocks
 
     def __init__(
@@ -120,7 +105,9 @@ class RedisStore:
         self.max_turns = max_turns
         self.lock_timeout = lock_timeout
         self._client = client
+        self._keys = Keys(prefix)
         self._locks = KeyedLocks()
+        self._append = client.register_script(_APPEND)
 
     @classmethod
     def from_url(
@@ -130,100 +117,114 @@ class RedisStore:
         client = Redis.from_url(url)
         return cls(client=client, prefix=prefix, max_turns=max_turns, lock_timeout=lock_timeout)
 
-    def _conv_key(self, conv: str, part: str) -> str:
-        return f"{self.prefix}:conv:{{{conv}}}:{part}"
-
-    def _user_key(self, platform: str, tenant: str, user_id: str) -> str:
-        return f"{self.prefix}:user:{_quote(platform)}:{_quote(tenant)}:{_quote(user_id)}"
-
     async def claim(self, token: str, *, ttl: float) -> bool:
         with _errors():
-            done = await self._client.set(
-                f"{self.prefix}:seen:{_quote(token, ':@._-=')}", b"1", nx=True, px=_ms(ttl)
-            )
+            done = await self._client.set(self._keys.seen(token), b"1", nx=True, px=_ms(ttl))
         return bool(done)
 
     async def history(self, key: ConversationKey, *, limit: int) -> list[Turn]:
         if limit <= 0:  # LRANGE -0 -1 would be the whole list
             return []
         with _errors():
-            raw = await self._client.lrange(self._conv_key(key.id, "turns"), -limit, -1)
-        return [_load(item) for item in raw]
+            raw = await self._client.lrange(self._keys.conv(key.id, "turns"), -limit, -1)
+        return [load_turn(item).turn for item in raw]
+
+    async def turns_after(self, key: ConversationKey, *, seq: int) -> list[StoredTurn]:
+        with _errors():
+            raw = await self._client.lrange(self._keys.conv(key.id, "turns"), 0, -1)
+        return [turn for turn in map(load_turn, raw) if turn.seq > seq]
 
     async def append(self, key: ConversationKey, turns: Sequence[Turn], *, retention: float) -> None:
         if not turns:
             return
-        ttl = _ms(retention)
-        turns_key = self._conv_key(key.id, "turns")
+        ttl, conv = _ms(retention), key.id
         with _errors():
-            # The user index lives in another slot, so it cannot join the MULTI below. It goes
+            # The user index lives in another slot, so it cannot join the script below. It goes
             # first: an index entry without turns is harmless, turns missing from it are not.
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id in sorted({t.user_id for t in turns if t.user_id}):
-                    index = self._user_key(key.platform, key.tenant, user_id)
-                    pipe.sadd(index, key.id)
+                    index = self._keys.user(key.platform, key.tenant, user_id)
+                    pipe.sadd(index, conv)
                     pipe.pexpire(index, ttl, nx=True)
                     pipe.pexpire(index, ttl, gt=True)
+                    # A person's facts live on while they keep talking to this bot.
+                    user = UserKey(platform=key.platform, tenant=key.tenant, user_id=user_id, bot=key.bot)
+                    pipe.pexpire(self._keys.facts(user), ttl)
                 await pipe.execute()
+            parts = [self._keys.conv(conv, part) for part in ("turns", "seq", "summary")]
+            await self._append(keys=parts, args=[self.max_turns, ttl, *map(dump_turn, turns)])
+
+    async def summary(self, key: ConversationKey) -> Summary:
+        with _errors():
+            return load_summary(await self._client.get(self._keys.conv(key.id, "summary")))
+
+    async def save_summary(
+        self, key: ConversationKey, summary: Summary, *, replaces: Summary, folded: Sequence[StoredTurn]
+    ) -> bool:
+        turns_key, summary_key = self._keys.conv(key.id, "turns"), self._keys.conv(key.id, "summary")
+        wanted = {t.seq: t for t in folded}
+        with _errors():
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.rpush(turns_key, *[_dump(t) for t in turns])
-                pipe.ltrim(turns_key, -self.max_turns, -1)
-                pipe.pexpire(turns_key, ttl)
-                await pipe.execute()
+                for _ in range(people.WATCH_RETRIES):
+                    try:
+                        await pipe.watch(turns_key, summary_key)
+                        if load_summary(await pipe.get(summary_key)) != replaces:
+                            return False
+                        stored = [
+                            t for t in map(load_turn, await pipe.lrange(turns_key, 0, -1)) if t.seq in wanted
+                        ]
+                        ttl = await pipe.pttl(turns_key)
+                        if stored != sorted(wanted.values(), key=lambda t: t.seq) or ttl <= 0:
+                            return False
+                        pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                        pipe.set(summary_key, dump_summary(summary), px=ttl)
+                        await pipe.execute()
+                    except WatchError:
+                        continue  # a turn came in meanwhile: compare again
+                    return True
+        return False
+
+    async def remember(self, user: UserKey, text: str, *, limit: int, retention: float) -> Remembered:
+        fact = Fact(text=text, at=time.time())
+        with _errors():
+            return await people.remember(
+                self._client, self._keys, user, fact, limit=limit, retention=retention
+            )
+
+    async def facts(self, user: UserKey) -> list[Fact]:
+        with _errors():
+            return [load_fact(raw) for raw in await self._client.lrange(self._keys.facts(user), 0, -1)]
+
+    async def forget_fact(self, user: UserKey, number: int) -> Fact | None:
+        with _errors():
+            return await people.forget_fact(self._client, self._keys, user, number)
 
     async def clear(self, key: ConversationKey) -> None:
         with _errors():
-            await self._client.delete(self._conv_key(key.id, "turns"), self._conv_key(key.id, "pending"))
+            # The seq counter stays (it expires with retention): numbers are never reused, so a
+            # summariser that read the old turns cannot match new ones.
+            await self._client.delete(*(self._keys.conv(key.id, p) for p in ("turns", "summary", "pending")))
 
     async def forget_user(self, *, platform: str, tenant: str, user_id: str) -> int:
-        index = self._user_key(platform, tenant, user_id)
-        removed = 0
         with _errors():
-            for _ in range(_FORGET_ROUNDS):
-                convs = sorted(_str(member) for member in await self._client.smembers(index))
-                if not convs:
-                    return removed
-                for conv in convs:
-                    removed += await self._forget_in(conv, user_id)
-                # SREM rather than DEL: a conversation added meanwhile is handled next round.
-                await self._client.srem(index, *convs)
-        raise StoreError(f"the user kept writing while being forgotten ({removed} items removed so far)")
+            return await people.forget_user(
+                self._client, self._keys, platform=platform, tenant=tenant, user_id=user_id
+            )
 
-    async def _forget_in(self, conv: str, user_id: str) -> int:
-        turns_key, pending_key = self._conv_key(conv, "turns"), self._conv_key(conv, "pending")
-        async with self._client.pipeline(transaction=True) as pipe:
-            for _ in range(_WATCH_RETRIES):
-                try:
-                    await pipe.watch(turns_key)
-                    raw = await pipe.lrange(turns_key, 0, -1)
-                    turns = [_load(item) for item in raw]
-                    dropped = _dropped(turns, user_id)
-                    if not dropped:
-                        return 0  # leaving the pipeline's block unwatches
-                    shared = any(t.role == "user" and t.user_id != user_id for t in turns)
-                    ttl = await pipe.pttl(turns_key)
-                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-                    pipe.delete(turns_key)
-                    if shared:
-                        pipe.rpush(turns_key, *[item for i, item in enumerate(raw) if i not in dropped])
-                        if ttl > 0:
-                            pipe.pexpire(turns_key, ttl)
-                    else:
-                        pipe.delete(pending_key)
-                    results = await pipe.execute()
-                except WatchError:
-                    continue  # an append got in between; read again
-                return len(dropped) if shared else len(turns) + int(results[1])
-        raise StoreError(f"conversation {conv} kept changing while forgetting a user")
+    async def export_user(self, *, platform: str, tenant: str, user_id: str) -> UserExport:
+        with _errors():
+            return await people.export_user(
+                self._client, self._keys, platform=platform, tenant=tenant, user_id=user_id
+            )
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
         with _errors():
-            await self._client.set(self._conv_key(key.id, "pending"), text.encode(), px=_ms(ttl))
+            await self._client.set(self._keys.conv(key.id, "pending"), text.encode(), px=_ms(ttl))
 
     async def pop_pending(self, key: ConversationKey) -> str | None:
         with _errors():
-            value = await self._client.getdel(self._conv_key(key.id, "pending"))
-        return None if value is None else _str(value)
+            value = await self._client.getdel(self._keys.conv(key.id, "pending"))
+        return None if value is None else text(value)
 
     def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         return self._hold(key)
@@ -235,7 +236,7 @@ class RedisStore:
         async with self._locks.hold(key.id):
             lock = Lock(
                 self._client,
-                self._conv_key(key.id, "lock"),
+                self._keys.conv(key.id, "lock"),
                 timeout=self.lock_timeout,
                 blocking=True,
                 thread_local=False,

@@ -11,6 +11,7 @@ import pytest
 
 from core.engine import Engine
 from core.errors import ConfigError, LLMRateLimited, LLMUnavailable
+from core.memory.base import MAX_TURN_CHARS
 from core.persona import load_personas
 from core.types import ConversationKey, Inbound
 from tests.support.fakes import InMemoryStore, ScriptedLLM
@@ -112,6 +113,12 @@ async def test_different_conversations_run_concurrently() -> None:
         ("/help", "Commands"),
         ("잊어줘", "모두 지웠어요"),
         ("/forget", "erased everything"),
+        ("기억해 줘: 저는 재무팀이에요", "기억했어요: 저는 재무팀이에요"),
+        ("/remember I work in finance", "I'll remember: I work in finance"),
+        ("기억 목록", "아직 기억하고 있는 내용이 없어요"),
+        ("/memory", "I don't remember anything"),
+        ("기억 삭제 1", "1번 내용이 없어요"),
+        ("/memory delete 1", "There is no item 1"),
     ],
 )
 async def test_commands_in_korean_and_english(text: str, expected: str) -> None:
@@ -223,3 +230,13 @@ def test_a_default_bot_is_required() -> None:
     del personas["default"]
     with pytest.raises(ConfigError):
         Engine(store=InMemoryStore(), llm=None, personas=personas, default_model="m")
+
+
+async def test_a_huge_message_is_answered_whole_but_stored_cut() -> None:
+    llm = ScriptedLLM("네, 읽었어요.")
+    engine, store = make_engine(llm)
+    text = " ".join(["회의록 원문"] * 1400)  # 9,799 characters: over the storage cut, under the prompt cut
+    await engine.respond(message(text, "m1"))
+    assert llm.calls[0][-1].content == text
+    stored = store.turns[key().id][0].text
+    assert len(stored) <= MAX_TURN_CHARS + 2 and text.startswith(stored.removesuffix(" …"))

@@ -47,6 +47,8 @@ def test_minimal_file_gets_the_defaults(tmp_path: Path) -> None:
             history_tokens=3000,
             history_turns=40,
             retention_days=30,
+            summary_tokens=600,
+            personal_memory=True,
         )
     }
 
@@ -87,6 +89,9 @@ def test_decomposed_hangul_is_normalised_before_counting(tmp_path: Path) -> None
         ("history_tokens = 100\n", "history_tokens", "greater than or equal to 200"),
         ("history_turns = 201\n", "history_turns", "less than or equal to 200"),
         ("retention_days = 0\n", "retention_days", "greater than or equal to 1"),
+        ("summary_tokens = 50\n", "summary_tokens", "greater than or equal to 100"),
+        ("summary_tokens = 5000\n", "summary_tokens", "less than or equal to 4000"),
+        ('personal_memory = "yes"\n', "personal_memory", "valid boolean"),
         ('speech_level = "banmal"\n', "speech_level", "'haeyo' or 'hapsyo'"),
         ('language = "ja"\n', "language", "'ko' or 'en'"),
         (

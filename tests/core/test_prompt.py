@@ -111,6 +111,25 @@ def test_summary_is_included_when_given() -> None:
     assert "앞선 대화 요약" not in system_of(without)
 
 
+def test_a_summary_never_takes_more_than_the_bots_summary_budget() -> None:
+    huge = "결정 사항이 아주 많았어요. " * 500
+    small = dataclasses.replace(PERSONA, summary_tokens=100)
+    system = system_of(build_prompt(small, [], user("이어서"), now=NOW, group=False, summary=huge))
+    bare = system_of(build_prompt(small, [], user("이어서"), now=NOW, group=False))
+    assert 100 <= count_tokens(system) - count_tokens(bare) <= 100 + 10  # the header and blank lines
+
+
+def test_facts_are_shown_in_a_private_chat_only() -> None:
+    facts = ["저는 재무팀이에요", "보고서는 PDF로 주세요"]
+    private = system_of(build_prompt(PERSONA, [], user("안녕"), now=NOW, group=False, facts=facts))
+    group = system_of(build_prompt(PERSONA, [], user("안녕"), now=NOW, group=True, facts=facts))
+    assert "사용자가 기억해 달라고 한 내용" in private
+    assert "- 저는 재무팀이에요\n- 보고서는 PDF로 주세요" in private
+    assert "재무팀" not in group and "기억해 달라고" not in group
+    formal = system_of(build_prompt(FORMAL, [], user("안녕"), now=NOW, group=False, facts=facts))
+    assert "활용하십시오" in formal
+
+
 def test_budget_is_respected_and_newest_turns_are_kept() -> None:
     history = conversation(300)
     question = user("그럼 최종 제출일은 언제예요?", at=300)

@@ -83,8 +83,56 @@ async def test_purge_removes_what_expired_and_counts_it(
     await embedded_store.append(OTHER, [said("c")], retention=100)
     clock.advance(50)
     assert await embedded_store.purge() == 2 + 1  # two turns and their conversation row
+    assert await rows(embedded_store.path, "SELECT conv FROM participants") == [(OTHER.id,)]
     assert [t.text for t in await embedded_store.history(OTHER, limit=10)] == ["c"]
     assert await embedded_store.purge() == 0
+
+
+# The schema dari 0.1 wrote (PRAGMA user_version 1), to prove the upgrade.
+V1_SCHEMA = """
+CREATE TABLE conversations (
+    conv TEXT PRIMARY KEY, platform TEXT NOT NULL, tenant TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conversations_by_expiry ON conversations (expires_at);
+CREATE TABLE turns (
+    id INTEGER PRIMARY KEY, conv TEXT NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL,
+    user_id TEXT NOT NULL, user_name TEXT NOT NULL, message_id TEXT NOT NULL
+);
+CREATE INDEX turns_by_conv ON turns (conv, id);
+CREATE INDEX turns_by_user ON turns (user_id);
+CREATE TABLE pending (conv TEXT PRIMARY KEY, text TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE seen (token TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX seen_by_expiry ON seen (expires_at);
+PRAGMA user_version=1;
+"""
+
+
+async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "dari.sqlite3"
+    async with aiosqlite.connect(path) as db:
+        await db.executescript(V1_SCHEMA)
+        await db.execute("INSERT INTO conversations VALUES (?, 'kakao', 'B1', ?)", (KEY.id, clock.now + 3600))
+        await db.executemany(
+            "INSERT INTO turns (conv, role, text, at, user_id, user_name, message_id)"
+            " VALUES (?, ?, ?, 1.0, ?, '', '')",
+            [(KEY.id, "user", "예전 질문", "K-user-1"), (KEY.id, "assistant", "예전 답", "")],
+        )
+        await db.commit()
+    store = await EmbeddedStore.open(path=path, clock=clock)
+    try:
+        assert [t.text for t in await store.history(KEY, limit=10)] == ["예전 질문", "예전 답"]
+        await store.append(KEY, [said("새 질문")], retention=3600)
+        assert [t.seq for t in await store.turns_after(KEY, seq=0)] == [1, 2, 3]
+        assert await rows(path, "PRAGMA user_version") == [(2,)]
+        assert await rows(path, "SELECT conv, user_id FROM participants") == [(KEY.id, "K-user-1")]
+        # AUTOINCREMENT now: a number freed by a reset is never given again.
+        await store.clear(KEY)
+        await store.append(KEY, [said("다시")], retention=3600)
+        assert [t.seq for t in await store.turns_after(KEY, seq=0)] == [4]
+        indexes = {r[0] for r in await rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"turns_by_conv", "turns_by_user", "participants_by_user", "facts_by_user"} <= indexes
+    finally:
+        await store.close()
 
 
 async def test_a_file_from_a_newer_dari_is_refused(tmp_path: Path) -> None:
