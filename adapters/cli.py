@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from adapters.logs import configure_logging
 from adapters.settings import Settings
-from core.errors import ConfigError
+from core.errors import ConfigError, DariError
 
 __all__ = ["main"]
 
@@ -106,6 +106,66 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed(results) else 0
 
 
+def _settings_or_none() -> Settings | None:
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(f"dari: invalid setting:\n{error}", file=sys.stderr)
+        return None
+
+
+def _export_user(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from adapters.admin import export_user
+
+    settings = _settings_or_none()
+    if settings is None:
+        return 2
+    try:
+        data = asyncio.run(
+            export_user(settings, platform=args.platform, tenant=args.tenant, user_id=args.user, bot=args.bot)
+        )
+    except DariError as error:
+        print(f"dari: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        print(args.output)
+    return 0
+
+
+def _forget_user(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from adapters.admin import forget_user
+
+    settings = _settings_or_none()
+    if settings is None:
+        return 2
+    try:
+        removed = asyncio.run(
+            forget_user(settings, platform=args.platform, tenant=args.tenant, user_id=args.user)
+        )
+    except DariError as error:
+        print(f"dari: erasure not verified: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"erased {removed} items; nothing of this user is left")
+    return 0
+
+
+def _add_user_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", required=True, choices=["kakao", "slack", "teams", "web"])
+    parser.add_argument(
+        "--tenant", required=True, help="Kakao bot id, Slack [enterprise:]team id, Teams tenant id"
+    )
+    parser.add_argument("--user", required=True, help="the user's id on that platform")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dari", description="다리: Korean enterprise AI assistant")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check settings, bot files, the LLM, the store and each door")
     check.add_argument("--lang", choices=["ko", "en"], default="ko", help="table language (default ko)")
     check.set_defaults(run=_check)
+
+    export = commands.add_parser("export-user", help="export everything stored about one user (JSON)")
+    _add_user_arguments(export)
+    export.add_argument("--bot", help="only this bot's data (default: every bot)")
+    export.add_argument("--output", type=Path, help="write the JSON to this file instead of stdout")
+    export.set_defaults(run=_export_user)
+
+    forget = commands.add_parser("forget-user", help="erase everything stored about one user, verified")
+    _add_user_arguments(forget)
+    forget.set_defaults(run=_forget_user)
 
     package = commands.add_parser(
         "teams-package", help="write the Teams app package (zip) to upload in Teams admin center"

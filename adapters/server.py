@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
             try:
                 yield
             finally:
+                await app[ENGINE].close(timeout=SHUTDOWN_GRACE)
                 if llm is not None:
                     await llm.close()
                 await store.close()
