@@ -2,39 +2,108 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from core.observer import LLMCall, Outcome
 
 __all__ = ["METRICS", "Metrics", "metrics_handler"]
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 8, 12, 20, 30, 60)
+_FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 
 
 class Metrics:
-    """The service's series. Labels are bounded: platform, outcome, kind; never ids or text."""
+    """The service's series; also the engine's Observer.
+
+    Labels are bounded (platform, outcome, kind, direction, mode); never ids or text.
+    """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = registry = CollectorRegistry()
         self.messages = Counter(
             "dari_messages_total",
-            "Messages received, by platform and outcome",
+            "Messages handled by the engine, by platform and outcome",
             ["platform", "outcome"],
-            registry=self.registry,
+            registry=registry,
         )
         self.answer_seconds = Histogram(
             "dari_answer_seconds",
-            "Time from receiving a message to its complete answer",
+            "Time from a message's arrival to the end of its answer",
             ["platform"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
+        )
+        self.llm_seconds = Histogram(
+            "dari_llm_seconds", "Duration of LLM calls", buckets=_LATENCY_BUCKETS, registry=registry
+        )
+        self.llm_first_token_seconds = Histogram(
+            "dari_llm_first_token_seconds",
+            "Time from an LLM request to its first token",
+            buckets=_FIRST_TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.llm_tokens = Counter(
+            "dari_llm_tokens_total",
+            "LLM tokens, in (prompt) and out (answer)",
+            ["direction"],
+            registry=registry,
+        )
+        self.dedupe_hits = Counter(
+            "dari_dedupe_hits_total", "Messages dropped as duplicates", ["platform"], registry=registry
+        )
+        self.rate_limited = Counter(
+            "dari_rate_limited_total", "Messages refused by a rate limit", ["scope"], registry=registry
+        )
+        self.queue_depth = Gauge(
+            "dari_queue_depth", "Answers accepted and not finished yet", registry=registry
+        )
+        self.kakao_deliveries = Counter(
+            "dari_kakao_deliveries_total",
+            "How Kakao answers were delivered: inline, callback or pending (next message)",
+            ["mode"],
+            registry=registry,
         )
         self.kakao_callbacks = Counter(
-            "dari_kakao_callbacks_total",
-            "Kakao callback deliveries, by outcome",
-            ["outcome"],
-            registry=self.registry,
+            "dari_kakao_callbacks_total", "Kakao callback POSTs, by outcome", ["outcome"], registry=registry
         )
-        self.errors = Counter("dari_errors_total", "Errors, by kind", ["kind"], registry=self.registry)
+        self.errors = Counter("dari_errors_total", "Errors, by kind", ["kind"], registry=registry)
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        """Report ``depth()`` as the queue depth at every scrape."""
+        self.queue_depth.set_function(lambda: float(depth()))
+
+    # -- the engine's Observer ------------------------------------------------------------------
+
+    def message(self, platform: str, outcome: Outcome, *, seconds: float) -> None:
+        self.messages.labels(platform, outcome).inc()
+        if outcome == "duplicate":
+            self.dedupe_hits.labels(platform).inc()
+        elif outcome == "limited":
+            self.rate_limited.labels("user").inc()
+        else:
+            self.answer_seconds.labels(platform).observe(seconds)
+
+    def llm_call(self, call: LLMCall) -> None:
+        self.llm_seconds.observe(call.seconds)
+        if call.first_token_seconds is not None:
+            self.llm_first_token_seconds.observe(call.first_token_seconds)
+        self.llm_tokens.labels("in").inc(call.tokens_in)
+        self.llm_tokens.labels("out").inc(call.tokens_out)
+        if call.error:
+            self.errors.labels(call.error).inc()
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind).inc()
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TASKS] = TaskSet()
+    app[METRICS].track_queue(lambda: len(app[TASKS]))
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # The tokenizer loads its vocabulary on first use (~0.4 s): do it now, not on a user's turn.
@@ -94,7 +95,9 @@ def create_app(settings: Settings) -> web.Application:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             app[HTTP] = http
             app[STORE] = store
-            app[ENGINE] = Engine(store=store, llm=llm, personas=personas, default_model=settings.model)
+            app[ENGINE] = Engine(
+                store=store, llm=llm, personas=personas, default_model=settings.model, observer=app[METRICS]
+            )
             app[READINESS] = Readiness(store=store, store_kind=kind, llm=llm)
             try:
                 yield

@@ -15,10 +15,12 @@ from core.llm.base import LLM
 from core.locks import KeyedLocks
 from core.memory.base import MAX_TURN_CHARS, Store
 from core.messages import Lang, detect_language, say
+from core.observer import LLMCall, NullObserver, Observer, Outcome
 from core.persona import Persona
 from core.personal import manage_memory, owner
 from core.prompt import build_prompt
 from core.summary import Summarizer
+from core.tokens import count_messages, count_tokens
 from core.types import ConversationKey, Fact, Inbound, Turn
 
 __all__ = ["Engine"]
@@ -51,6 +53,7 @@ class Engine:
         default_model: the model of bots that name none.
         clock: the current time for prompts.
         summary_llm: the model that writes summaries; ``llm`` when None.
+        observer: receives events for metrics.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Engine:
         default_model: str,
         clock: Callable[[], datetime] = _utcnow,
         summary_llm: LLM | None = None,
+        observer: Observer | None = None,
     ) -> None:
         if "default" not in personas:
             raise ConfigError("no default bot: bots/default.toml is required", source="bots/default.toml")
@@ -71,6 +75,7 @@ class Engine:
         self._default_model = default_model
         self._clock = clock
         self._locks = KeyedLocks()
+        self._observer: Observer = observer or NullObserver()
         writer = summary_llm or llm
         self._summarizer = (
             None if writer is None else Summarizer(store=store, llm=writer, default_model=default_model)
@@ -122,19 +127,27 @@ class Engine:
             token = f"{chat.id}:{inbound.message_id}"
             if not await self._store.claim(token, ttl=DEDUPE_TTL):
                 log.info("duplicate message dropped", extra={"conversation": key.id})
+                self._report(inbound, "duplicate")
                 return
             command = parse_command(text)
             if command is not None:
                 yield await self._run_command(command, inbound, persona, lang)
+                self._report(inbound, "command")
                 return
             if not text.strip():
                 yield say("empty_message", lang=lang, level=persona.speech_level)
+                self._report(inbound, "empty")
                 return
             if self._llm is None:
                 yield say("not_configured", lang=lang, level=persona.speech_level)
+                self._report(inbound, "not_configured")
                 return
             async for delta in self._answer(inbound, text, persona, lang, self._llm):
                 yield delta
+
+    def _report(self, inbound: Inbound, outcome: Outcome) -> None:
+        seconds = (datetime.now(UTC) - inbound.received_at).total_seconds()
+        self._observer.message(inbound.key.platform, outcome, seconds=max(seconds, 0.0))
 
     async def _answer(
         self, inbound: Inbound, text: str, persona: Persona, lang: Lang, llm: LLM
@@ -161,6 +174,9 @@ class Engine:
             facts=[fact.text for fact in facts],
         )
         parts: list[str] = []
+        started = time.monotonic()
+        first: float | None = None
+        failure = ""
         try:
             async for delta in llm.stream(
                 messages,
@@ -169,21 +185,38 @@ class Engine:
                 max_tokens=persona.max_answer_tokens,
             ):
                 if delta:
+                    if first is None:
+                        first = time.monotonic() - started
                     parts.append(delta)
                     yield delta
         except LLMError as error:
-            log.warning("LLM failed: %s", type(error).__name__, extra={"conversation": key.id})
+            failure = type(error).__name__
+            log.warning("LLM failed: %s", failure, extra={"conversation": key.id})
             yield self._apology(error, persona, lang, midway=bool(parts))
-            if not parts:
-                return
+        finally:
+            self._observer.llm_call(
+                LLMCall(
+                    platform=key.platform,
+                    seconds=time.monotonic() - started,
+                    first_token_seconds=first,
+                    tokens_in=count_messages(messages),
+                    tokens_out=count_tokens("".join(parts)),
+                    error=failure,
+                )
+            )
+        if failure and not parts:
+            self._report(inbound, "apology")
+            return
         if not "".join(parts).strip():
             log.warning("LLM gave an empty answer", extra={"conversation": key.id})
             yield say("llm_failed", lang=lang, level=persona.speech_level)
+            self._report(inbound, "apology")
             return
         answer = safety.mask("".join(parts))
         reply = Turn(role="assistant", text=_stored(answer), at=time.time(), message_id=inbound.message_id)
         stored = replace(user_turn, text=_stored(user_turn.text))
         await self._store.append(key, [stored, reply], retention=persona.retention_seconds)
+        self._report(inbound, "partial" if failure else "answered")
         # Turns the prompt could not hold (by count or by tokens) are folded in the background.
         shown = len(messages) - 2
         if self._summarizer is not None and (

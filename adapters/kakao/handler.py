@@ -131,8 +131,7 @@ async def skill(request: web.Request) -> web.StreamResponse:
         if not first and (late := await store.pop_pending(inbound.key)):
             # An earlier slow answer finished while this message waited for its turn.
             first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
-        metrics.messages.labels("kakao", "inline").inc()
-        metrics.answer_seconds.labels("kakao").observe(time.monotonic() - received)
+        metrics.kakao_deliveries.labels("inline").inc()
         texts = [*first, text]
         return _json(to_skill_response(texts, quick_replies=persona.quick_replies, lang=lang, level=level))
 
@@ -147,11 +146,11 @@ async def skill(request: web.Request) -> web.StreamResponse:
             delivery.run(answer, first=first, persona=persona, lang=lang, key=inbound.key, store=store),
             name="kakao-callback",
         )
-        metrics.messages.labels("kakao", "callback").inc()
+        metrics.kakao_deliveries.labels("callback").inc()
         return _json(to_callback_ack(say("kakao_waiting", lang=lang, level=level)))
 
     tasks.spawn(_keep_for_later(answer, inbound, engine), name="kakao-pending")
-    metrics.messages.labels("kakao", "pending").inc()
+    metrics.kakao_deliveries.labels("pending").inc()
     texts = [*first, say("kakao_still_working", lang=lang, level=level)]
     return _json(to_skill_response(texts, quick_replies=(), lang=lang, level=level))
 

@@ -82,6 +82,8 @@ async def test_a_whole_run_logs_no_identifiers_or_secrets_and_stops_cleanly(
     assert any(line["msg"].startswith("POST /kakao/skill 200") for line in lines)
     for value in [*SECRETS.values(), *IDENTIFIERS]:
         assert value not in log
-    assert 'dari_messages_total{outcome="inline",platform="kakao"} 1.0' in metrics
+    assert 'dari_messages_total{outcome="answered",platform="kakao"} 1.0' in metrics
+    assert 'dari_kakao_deliveries_total{mode="inline"} 1.0' in metrics
+    assert "dari_llm_first_token_seconds_count 1.0" in metrics
     assert fake_openai.requests
     assert all(value not in json.dumps(fake_openai.requests, ensure_ascii=False) for value in IDENTIFIERS)
