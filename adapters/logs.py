@@ -7,17 +7,38 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from core import safety
+from core.logctx import conversation_id
 
-__all__ = ["AccessLogger", "JsonFormatter", "configure_logging"]
+__all__ = ["AccessLogger", "ContextFilter", "JsonFormatter", "configure_logging", "request_id", "trace_id"]
+
+# Set per HTTP request by the request-id middleware; background tasks started while handling
+# the request inherit them, so an answer delivered later still carries its request's ids.
+request_id: ContextVar[str] = ContextVar("dari_request_id", default="")
+trace_id: ContextVar[str] = ContextVar("dari_trace_id", default="")
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class ContextFilter(logging.Filter):
+    """Stamps each record, where it is emitted, with the request, trace and conversation ids."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in (
+            ("request_id", request_id),
+            ("trace_id", trace_id),
+            ("conversation", conversation_id),
+        ):
+            if not getattr(record, name, "") and (value := var.get()):
+                setattr(record, name, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,6 +62,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for name, var in (
+            ("request_id", request_id),
+            ("trace_id", trace_id),
+            ("conversation", conversation_id),
+        ):
+            if value := var.get():
+                entry[name] = value
         for name, value in vars(record).items():
             if name not in _STANDARD and not name.startswith("_"):
                 entry[name] = value if isinstance(value, int | float | bool) else str(value)
@@ -54,6 +82,7 @@ def configure_logging(*, level: str, secrets: Iterable[str] = ()) -> None:
     """Send every log record to stderr as masked JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets=secrets))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from adapters import logs
 
 __all__ = ["error_json", "errors_as_json", "request_id"]
 
@@ -33,10 +36,19 @@ def error_json(status: int, message: str, *, code: str = "") -> web.Response:
     return web.json_response(body, status=status)
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# W3C trace context: version-traceid-parentid-flags
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
 @web.middleware
 async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+    trace = _TRACEPARENT.match(request.headers.get("traceparent", "").strip().lower())
     request[REQUEST_ID] = rid
+    logs.request_id.set(rid)
+    logs.trace_id.set(trace.group(1) if trace else rid)
     response = await handler(request)
     response.headers.setdefault("X-Request-Id", rid)
     return response

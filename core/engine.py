@@ -13,6 +13,7 @@ from core.commands import Command, CommandCall, parse_command
 from core.errors import ConfigError, LLMError, LLMNotConfigured, LLMRateLimited
 from core.llm.base import LLM
 from core.locks import KeyedLocks
+from core.logctx import conversation_id
 from core.memory.base import MAX_TURN_CHARS, Store
 from core.messages import Lang, detect_language, say
 from core.observer import LLMCall, NullObserver, Observer, Outcome
@@ -118,6 +119,7 @@ class Engine:
         persona = self.persona(key.bot)
         text = safety.mask(safety.normalize(inbound.text))
         lang: Lang = detect_language(text, persona.language)
+        conversation_id.set(key.id)
         # The in-process lock is taken before any await so arrival order is kept.
         async with self._locks.hold(key.id), self._store.lock(key):
             # Message ids are unique within a chat (Slack ts is per channel), not across chats.
