@@ -15,7 +15,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from core.errors import (
     ConfigError,
@@ -110,12 +110,24 @@ class OpenAIChat:
         """
         finished = False
         try:
-            chunks = await self._client.chat.completions.create(
-                model=model,
-                messages=[_to_openai_message(m) for m in messages],
-                temperature=temperature,
-                max_tokens=max_tokens if max_tokens is not None else openai.omit,
+            body: dict[str, object] = {
+                "model": model,
+                "messages": [_to_openai_message(m) for m in messages],
+                "temperature": temperature,
+                "stream": True,
+            }
+            if max_tokens is not None:
+                body["max_tokens"] = max_tokens
+            # Through the client's generic POST: it still adds the key or the Azure deployment
+            # path, retries, times out and maps errors (error events too), but neither walks
+            # every message through create()'s type transform nor builds a model per chunk,
+            # which together cost more CPU than the rest of a turn (docs/benchmarks.md).
+            chunks = await self._client.post(
+                "/chat/completions",
+                cast_to=object,
+                body=body,
                 stream=True,
+                stream_cls=openai.AsyncStream[object],
             )
             # The context closes the HTTP response even when our caller stops early.
             async with chunks:
@@ -158,23 +170,26 @@ def _to_openai_message(message: ChatMessage) -> ChatCompletionMessageParam:
 
 
 def _read_chunk(chunk: object) -> tuple[str, bool]:
-    """The text of one streamed chunk and whether it ends the answer.
+    """The text of one streamed chunk (decoded JSON) and whether it ends the answer.
 
     Role-only, empty and usage chunks, and Azure's filter-result chunks without choices,
-    carry no text. The client builds chunks without validating them, so shapes are checked.
+    carry no text. Chunks arrive as plain JSON, so shapes are checked.
     """
-    if not isinstance(chunk, ChatCompletionChunk) or not isinstance(chunk.choices, list | None):
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(chunk, dict) or not isinstance(choices, list | None):
         raise LLMBadResponse("the model's stream held a chunk of an unknown shape")
     text: list[str] = []
     done = False
-    for choice in chunk.choices or []:
-        delta = getattr(choice, "delta", None)
-        content = getattr(delta, "content", None)
+    for choice in choices or []:
+        if not isinstance(choice, dict):
+            raise LLMBadResponse("the model's stream held a chunk of an unknown shape")
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str):
             text.append(content)
         elif content is not None:
             raise LLMBadResponse("the model's stream held content that is not text")
-        done = done or getattr(choice, "finish_reason", None) is not None
+        done = done or choice.get("finish_reason") is not None
     return "".join(text), done
 
 
