@@ -54,6 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", error)
         print(f"dari: {error}", file=sys.stderr)
         return 2
+    if args.workers > 1 and not args.worker:
+        return _supervise(args, settings)
     log.info("dari listening on http://%s:%d", args.host, args.port)
     web.run_app(
         app,
@@ -61,9 +63,27 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         access_log_class=RUNNER_OPTIONS["access_log_class"],
         print=None,
-        shutdown_timeout=30.0,
+        # Answers in flight get the drain time (DARI_SHUTDOWN_GRACE); requests a little more.
+        shutdown_timeout=settings.shutdown_grace + 5.0,
+        reuse_port=args.worker or None,  # workers of one supervisor share the port
     )
     return 0
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from adapters.supervisor import Supervisor, worker_command
+
+    if not settings.redis_url:
+        message = "--workers above 1 needs REDIS_URL: the workers share memory, dedupe and jobs through Redis"
+        log.error("cannot start: %s", message)
+        print(f"dari: {message}", file=sys.stderr)
+        return 2
+    log.info("dari supervising %d workers on http://%s:%d", args.workers, args.host, args.port)
+    command = worker_command(host=args.host, port=args.port)
+    supervisor = Supervisor(count=args.workers, command=command, grace=settings.shutdown_grace + 10.0)
+    return asyncio.run(supervisor.run())
 
 
 def _teams_package(args: argparse.Namespace) -> int:
@@ -166,12 +186,26 @@ def _add_user_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", required=True, help="the user's id on that platform")
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dari", description="다리: Korean enterprise AI assistant")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the service (all doors on one port)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the port (default 1; more than 1 needs REDIS_URL)",
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
     serve.set_defaults(run=_serve)
     check = commands.add_parser("check", help="check settings, bot files, the LLM, the store and each door")
     check.add_argument("--lang", choices=["ko", "en"], default="ko", help="table language (default ko)")

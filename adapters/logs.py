@@ -61,6 +61,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # tells the workers of `dari serve --workers N` apart
         }
         for name, var in (
             ("request_id", request_id),

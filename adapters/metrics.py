@@ -77,19 +77,43 @@ class Metrics:
             "dari_kakao_callbacks_total", "Kakao callback POSTs, by outcome", ["outcome"], registry=registry
         )
         self.errors = Counter("dari_errors_total", "Errors, by kind", ["kind"], registry=registry)
+        self.llm_circuit = Gauge(
+            "dari_llm_circuit_state",
+            "The LLM circuit breaker: 1 for its current state (closed, open, half-open)",
+            ["state"],
+            registry=registry,
+        )
+        self.store_degraded = Gauge(
+            "dari_store_degraded",
+            "1 while the shared store (Redis) is unreachable and answers go on without it",
+            registry=registry,
+        )
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         """Report ``depth()`` as the queue depth at every scrape."""
         self.queue_depth.set_function(lambda: float(depth()))
 
+    def track_breaker(self, state: Callable[[], str]) -> None:
+        """Report the breaker's ``state()`` at every scrape."""
+
+        def is_now(name: str) -> Callable[[], float]:
+            return lambda: float(state() == name)
+
+        for name in ("closed", "open", "half-open"):
+            self.llm_circuit.labels(name).set_function(is_now(name))
+
+    def track_store(self, degraded: Callable[[], bool]) -> None:
+        """Report ``degraded()`` at every scrape."""
+        self.store_degraded.set_function(lambda: float(degraded()))
+
     # -- the engine's Observer ------------------------------------------------------------------
 
-    def message(self, platform: str, outcome: Outcome, *, seconds: float) -> None:
+    def message(self, platform: str, outcome: Outcome, *, seconds: float, scope: str = "") -> None:
         self.messages.labels(platform, outcome).inc()
         if outcome == "duplicate":
             self.dedupe_hits.labels(platform).inc()
         elif outcome == "limited":
-            self.rate_limited.labels("user").inc()
+            self.rate_limited.labels(scope or "user").inc()
         else:
             self.answer_seconds.labels(platform).observe(seconds)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.limits import Rate
 
 __all__ = ["DEFAULT_BOTS_DIR", "Settings"]
 
@@ -40,6 +42,17 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0, validation_alias=_env("DARI_LLM_TIMEOUT"))
     llm_max_retries: int = Field(default=3, ge=0, le=10, validation_alias=_env("DARI_LLM_MAX_RETRIES"))
 
+    # Limits (per process for the LLM cap; rate limits are shared through Redis when it is set)
+    llm_concurrency: int = Field(default=32, ge=1, le=10_000, validation_alias=_env("DARI_LLM_CONCURRENCY"))
+    llm_breaker_threshold: int = Field(
+        default=5, ge=1, le=1000, validation_alias=_env("DARI_LLM_BREAKER_THRESHOLD")
+    )
+    llm_breaker_cooldown: float = Field(
+        default=30.0, gt=0, le=3600, validation_alias=_env("DARI_LLM_BREAKER_COOLDOWN")
+    )
+    rate_user: str = Field(default="20/60", validation_alias=_env("DARI_RATE_USER"))
+    rate_tenant: str = Field(default="600/60", validation_alias=_env("DARI_RATE_TENANT"))
+
     # Memory
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     redis_prefix: str = Field(default="dari", min_length=1, validation_alias=_env("DARI_REDIS_PREFIX"))
@@ -50,6 +63,10 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias=_env("DARI_LOG_LEVEL"))
     max_body_bytes: int = Field(default=256 * 1024, gt=0, validation_alias=_env("DARI_MAX_BODY_BYTES"))
     console_token: SecretStr | None = Field(default=None, validation_alias=_env("DARI_CONSOLE_TOKEN"))
+    # A job (an accepted message) whose process stopped renewing it for this long is taken over.
+    job_lease: float = Field(default=60.0, gt=0, le=3600, validation_alias=_env("DARI_JOB_LEASE"))
+    # On SIGTERM: seconds to finish answers in flight before handing them to other processes.
+    shutdown_grace: float = Field(default=25.0, gt=0, le=3600, validation_alias=_env("DARI_SHUTDOWN_GRACE"))
 
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_BOT_TOKEN"))
@@ -88,6 +105,18 @@ class Settings(BaseSettings):
     kakao_callback_window: float = Field(
         default=55.0, gt=0, le=60, validation_alias=_env("DARI_KAKAO_CALLBACK_WINDOW")
     )
+
+    @field_validator("rate_user", "rate_tenant")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        Rate.parse(value)  # a ValueError names the accepted forms
+        return value
+
+    @property
+    def rates(self) -> dict[str, Rate]:
+        """The rate of each limit scope ("user", "tenant"); a scope set to "off" is left out."""
+        parsed = {"user": Rate.parse(self.rate_user), "tenant": Rate.parse(self.rate_tenant)}
+        return {scope: rate for scope, rate in parsed.items() if rate is not None}
 
     @property
     def llm_configured(self) -> bool:

@@ -7,15 +7,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from core import safety
 from core.commands import Command, CommandCall, parse_command
-from core.errors import ConfigError, LLMError, LLMNotConfigured, LLMRateLimited
+from core.errors import ConfigError, LLMCircuitOpen, LLMError, LLMNotConfigured, LLMRateLimited
+from core.limits import RateLimiter, refusal
 from core.llm.base import LLM
 from core.locks import KeyedLocks
 from core.logctx import conversation_id
 from core.memory.base import MAX_TURN_CHARS, Store
-from core.messages import Lang, detect_language, say
+from core.messages import Lang, detect_language, duration, say
 from core.observer import LLMCall, NullObserver, Observer, Outcome
 from core.persona import Persona
 from core.personal import manage_memory, owner
@@ -41,6 +43,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _stored_answer(history: list[Turn], message_id: str) -> str | None:
+    # Only a job run again after its process died can find its own answer already stored.
+    for before, turn in pairwise(history):
+        if before.role == "user" and before.message_id == message_id and turn.role == "assistant":
+            return turn.text if turn.message_id == message_id else None
+    return None
+
+
 class Engine:
     """Answers messages: dedupe, one turn at a time per conversation, commands, prompt, LLM, memory.
 
@@ -55,6 +65,7 @@ class Engine:
         clock: the current time for prompts.
         summary_llm: the model that writes summaries; ``llm`` when None.
         observer: receives events for metrics.
+        limiter: rate limits ("user" and "tenant" scopes), checked before the LLM is called.
     """
 
     def __init__(
@@ -67,6 +78,7 @@ class Engine:
         clock: Callable[[], datetime] = _utcnow,
         summary_llm: LLM | None = None,
         observer: Observer | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if "default" not in personas:
             raise ConfigError("no default bot: bots/default.toml is required", source="bots/default.toml")
@@ -77,6 +89,7 @@ class Engine:
         self._clock = clock
         self._locks = KeyedLocks()
         self._observer: Observer = observer or NullObserver()
+        self._limiter = limiter
         writer = summary_llm or llm
         self._summarizer = (
             None if writer is None else Summarizer(store=store, llm=writer, default_model=default_model)
@@ -104,16 +117,36 @@ class Engine:
         if self._summarizer is not None:
             await self._summarizer.close(timeout)
 
-    async def respond(self, inbound: Inbound) -> str:
-        """The whole answer at once ("" for a duplicate)."""
-        return "".join([delta async for delta in self.stream(inbound)])
+    async def accept(self, inbound: Inbound) -> bool:
+        """Claim a message as new (platform and message id): False for a duplicate.
 
-    async def stream(self, inbound: Inbound) -> AsyncIterator[str]:
+        Doors that queue messages accept them before acknowledging the platform, then
+        answer with ``stream(inbound, accepted=True)``.
+        """
+        key = inbound.key
+        # Message ids are unique within a chat (Slack ts is per channel), not across chats.
+        chat = ConversationKey(
+            platform=key.platform, tenant=key.tenant, conversation=key.conversation, bot=key.bot
+        )
+        if await self._store.claim(f"{chat.id}:{inbound.message_id}", ttl=DEDUPE_TTL):
+            return True
+        log.info("duplicate message dropped", extra={"conversation": key.id})
+        self._report(inbound, "duplicate")
+        return False
+
+    async def respond(self, inbound: Inbound, *, accepted: bool = False) -> str:
+        """The whole answer at once ("" for a duplicate)."""
+        return "".join([delta async for delta in self.stream(inbound, accepted=accepted)])
+
+    async def stream(self, inbound: Inbound, *, accepted: bool = False) -> AsyncIterator[str]:
         """Stream the answer to one message as text deltas.
 
         A message already seen (same platform and message id) yields nothing and costs no
-        LLM call. Messages of one conversation are answered strictly in arrival order;
-        different conversations run concurrently. LLM failures become a polite apology.
+        LLM call; with ``accepted`` the caller has claimed it already (``accept``). A message
+        whose answer is already stored (a job run again after a crash) gets that answer back,
+        without a second LLM call or a second write. Messages of one conversation are answered
+        strictly in arrival order; different conversations run concurrently. LLM failures
+        become a polite apology.
         """
         key = inbound.key
         persona = self.persona(key.bot)
@@ -122,14 +155,7 @@ class Engine:
         conversation_id.set(key.id)
         # The in-process lock is taken before any await so arrival order is kept.
         async with self._locks.hold(key.id), self._store.lock(key):
-            # Message ids are unique within a chat (Slack ts is per channel), not across chats.
-            chat = ConversationKey(
-                platform=key.platform, tenant=key.tenant, conversation=key.conversation, bot=key.bot
-            )
-            token = f"{chat.id}:{inbound.message_id}"
-            if not await self._store.claim(token, ttl=DEDUPE_TTL):
-                log.info("duplicate message dropped", extra={"conversation": key.id})
-                self._report(inbound, "duplicate")
+            if not accepted and not await self.accept(inbound):
                 return
             command = parse_command(text)
             if command is not None:
@@ -147,15 +173,26 @@ class Engine:
             async for delta in self._answer(inbound, text, persona, lang, self._llm):
                 yield delta
 
-    def _report(self, inbound: Inbound, outcome: Outcome) -> None:
+    def _report(self, inbound: Inbound, outcome: Outcome, *, scope: str = "") -> None:
         seconds = (datetime.now(UTC) - inbound.received_at).total_seconds()
-        self._observer.message(inbound.key.platform, outcome, seconds=max(seconds, 0.0))
+        self._observer.message(inbound.key.platform, outcome, seconds=max(seconds, 0.0), scope=scope)
 
     async def _answer(
         self, inbound: Inbound, text: str, persona: Persona, lang: Lang, llm: LLM
     ) -> AsyncIterator[str]:
         key = inbound.key
         history = await self._store.history(key, limit=persona.history_turns)
+        if (earlier := _stored_answer(history, inbound.message_id)) is not None:
+            yield earlier
+            self._report(inbound, "duplicate")
+            return
+        # After the replay check: a job run again after a crash must not spend a second token.
+        refused = None if self._limiter is None else await refusal(self._limiter, inbound)
+        if refused is not None:
+            wait = duration(refused.seconds, lang=lang)
+            yield say(refused.message, lang=lang, level=persona.speech_level, wait=wait)
+            self._report(inbound, "limited", scope=refused.scope)
+            return
         summary = await self._store.summary(key)
         facts = await self._facts(inbound, persona)
         user_turn = Turn(
@@ -193,7 +230,9 @@ class Engine:
                     yield delta
         except LLMError as error:
             failure = type(error).__name__
-            log.warning("LLM failed: %s", failure, extra={"conversation": key.id})
+            # While the breaker is open every message would log this; the breaker logs once.
+            level = logging.DEBUG if isinstance(error, LLMCircuitOpen) else logging.WARNING
+            log.log(level, "LLM failed: %s", failure, extra={"conversation": key.id})
             yield self._apology(error, persona, lang, midway=bool(parts))
         finally:
             self._observer.llm_call(

@@ -9,6 +9,7 @@
         ├── LLMTimeout              no answer in time
         ├── LLMRateLimited          429 after all retries; ``retry_after`` in seconds if known
         ├── LLMUnavailable          connection failure or 5xx after all retries
+        │   └── LLMCircuitOpen      not even tried: the model kept failing; ``retry_after`` in seconds
         └── LLMBadResponse          an answer we could not use (4xx, malformed stream)
 
 Adapters map these to platform answers; only adapters know HTTP statuses.
@@ -21,6 +22,7 @@ __all__ = [
     "DariError",
     "ErasureIncomplete",
     "LLMBadResponse",
+    "LLMCircuitOpen",
     "LLMError",
     "LLMNotConfigured",
     "LLMRateLimited",
@@ -90,6 +92,18 @@ class LLMRateLimited(LLMError):
 
 class LLMUnavailable(LLMError):
     """The LLM could not be reached or kept failing with 5xx."""
+
+
+class LLMCircuitOpen(LLMUnavailable):
+    """The model was not called: it kept failing and the circuit breaker is open.
+
+    Attributes:
+        retry_after: seconds until the breaker lets a trial call through.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LLMBadResponse(LLMError):

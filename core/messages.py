@@ -11,7 +11,7 @@ from typing import Literal
 
 from core.persona import SpeechLevel
 
-__all__ = ["Lang", "MessageId", "detect_language", "say"]
+__all__ = ["Lang", "MessageId", "detect_language", "duration", "say"]
 
 Lang = Literal["ko", "en"]
 MessageId = Literal[
@@ -22,6 +22,8 @@ MessageId = Literal[
     "llm_failed",
     "llm_busy",
     "llm_failed_midway",
+    "rate_limited_user",
+    "rate_limited_tenant",
     "empty_message",
     "kakao_waiting",
     "kakao_still_working",
@@ -71,6 +73,8 @@ _HAEYO: dict[MessageId, str] = {
     "llm_failed": "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 말씀해 주세요.",
     "llm_busy": "죄송해요, 지금 요청이 많아 답변이 어려워요. {seconds}초쯤 뒤에 다시 말씀해 주세요.",
     "llm_failed_midway": "(죄송해요, 답변을 끝까지 드리지 못했어요. 다시 질문해 주시면 이어서 도와드릴게요.)",
+    "rate_limited_user": "메시지를 너무 빨리 보내고 있어요. {wait} 뒤에 다시 보내 주세요.",
+    "rate_limited_tenant": "지금 요청이 한꺼번에 몰려 잠시 쉬어 가고 있어요. {wait} 뒤에 다시 보내 주세요.",
     "empty_message": "메시지 내용을 확인하지 못했어요. 궁금한 점을 글로 보내 주세요.",
     "kakao_waiting": "답변을 준비하고 있어요. 잠시만 기다려 주세요!",
     "kakao_still_working": "답변이 조금 길어지고 있어요. 잠시 후 아무 메시지나 보내 주시면 준비된 답변부터 알려 드릴게요.",
@@ -101,6 +105,8 @@ _HAPSYO: dict[MessageId, str] = {
     "llm_failed": "죄송합니다. 지금은 답변을 드리기 어렵습니다. 잠시 후 다시 말씀해 주십시오.",
     "llm_busy": "죄송합니다. 지금 요청이 많아 답변이 어렵습니다. {seconds}초 후에 다시 말씀해 주십시오.",
     "llm_failed_midway": "(죄송합니다. 답변을 끝까지 드리지 못했습니다. 다시 질문해 주시면 이어서 도와드리겠습니다.)",
+    "rate_limited_user": "메시지를 너무 빠르게 보내고 계십니다. {wait} 후에 다시 보내 주십시오.",
+    "rate_limited_tenant": "현재 요청이 많이 몰려 잠시 대기 중입니다. {wait} 후에 다시 보내 주십시오.",
     "empty_message": "메시지 내용을 확인하지 못했습니다. 궁금하신 점을 글로 보내 주십시오.",
     "kakao_waiting": "답변을 준비하고 있습니다. 잠시만 기다려 주십시오.",
     "kakao_still_working": "답변 준비가 길어지고 있습니다. 잠시 후 아무 메시지나 보내 주시면 준비된 답변부터 알려 드리겠습니다.",
@@ -137,6 +143,8 @@ _EN: dict[MessageId, str] = {
     "llm_failed": "Sorry, I can't answer right now. Please try again in a moment.",
     "llm_busy": "Sorry, I'm receiving too many requests. Please try again in about {seconds} seconds.",
     "llm_failed_midway": "(Sorry, I couldn't finish this answer. Ask again and I'll pick it up.)",
+    "rate_limited_user": "You're sending messages too quickly. Please try again in {wait}.",
+    "rate_limited_tenant": "Lots of requests are coming in right now, so I'm pausing briefly. Please try again in {wait}.",
     "empty_message": "I couldn't read that message. Please send your question as text.",
     "kakao_waiting": "I'm preparing your answer. One moment, please!",
     "kakao_still_working": "This answer is taking a while. Send me any message shortly and I'll give it to you first.",
@@ -165,6 +173,20 @@ def _copula(name: str) -> str:
     if "\uac00" <= last <= "\ud7a3":
         return "이에요." if (ord(last) - 0xAC00) % 28 else "예요."
     return "이에요."
+
+
+def duration(seconds: int, *, lang: Lang) -> str:
+    """A wait as people say it: 12초, 1분 30초, 2시간 / 12 seconds, 1 minute 30 seconds."""
+    seconds = max(0, seconds)
+    parts = [
+        (seconds // 3600, "시간", "hour"),
+        (seconds % 3600 // 60, "분", "minute"),
+        (seconds % 60, "초", "second"),
+    ]
+    shown = [(n, ko, en) for n, ko, en in parts if n] or [(0, "초", "second")]
+    if lang == "en":
+        return " ".join(f"{n} {en}{'' if n == 1 else 's'}" for n, _, en in shown)
+    return " ".join(f"{n}{ko}" for n, ko, _ in shown)
 
 
 def detect_language(text: str, default: Lang) -> Lang:

@@ -36,8 +36,11 @@ class LLMCall:
 class Observer(Protocol):
     """Receives the engine's events. Implementations must be cheap and never raise."""
 
-    def message(self, platform: str, outcome: Outcome, *, seconds: float) -> None:
-        """A message was handled; ``seconds`` from its arrival to the end of its answer."""
+    def message(self, platform: str, outcome: Outcome, *, seconds: float, scope: str = "") -> None:
+        """A message was handled; ``seconds`` from its arrival to the end of its answer.
+
+        ``scope`` says which rate limit refused a "limited" message ("user", "tenant").
+        """
         ...
 
     def llm_call(self, call: LLMCall) -> None:
@@ -52,7 +55,7 @@ class Observer(Protocol):
 class NullObserver:
     """Reports nothing."""
 
-    def message(self, platform: str, outcome: Outcome, *, seconds: float) -> None:
+    def message(self, platform: str, outcome: Outcome, *, seconds: float, scope: str = "") -> None:
         return None
 
     def llm_call(self, call: LLMCall) -> None:

@@ -62,12 +62,16 @@ class Identifier:
     end: int
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def normalize(text: str) -> str:
-    """Compose decomposed Hangul (macOS/iOS NFD) into NFC; nothing else changes.
+    """Compose decomposed Hangul (macOS/iOS NFD) into NFC and replace lone surrogates with U+FFFD.
 
     NFKC is deliberately not applied: it would turn chat jamo such as ㅋㅋ into
     conjoining forms. Width differences are handled by the matcher instead.
     """
+    text = _LONE_SURROGATE.sub("\ufffd", text)  # "\ud800" from JSON: no encoder takes it
     if unicodedata.is_normalized("NFC", text):
         return text
     return unicodedata.normalize("NFC", text)

@@ -6,24 +6,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
 from adapters.kakao.translate import to_skill_response
 from adapters.metrics import Metrics
-from core.memory.base import Store
 from core.messages import Lang, say
 from core.persona import Persona
-from core.types import ConversationKey
 
-__all__ = ["CallbackDelivery"]
+__all__ = ["POST_MARGIN", "CallbackDelivery"]
 
 log = logging.getLogger(__name__)
 
 # Leave room for the POST itself before the URL expires.
 POST_MARGIN = 5.0
-PENDING_TTL = 24 * 3600.0
 
 
 def _json_or_none(raw: bytes) -> object:
@@ -34,7 +31,11 @@ def _json_or_none(raw: bytes) -> object:
 
 
 class CallbackDelivery:
-    """POSTs one SkillResponse to a callback URL, retrying only failures that cannot have delivered."""
+    """POSTs one SkillResponse to a callback URL, retrying only failures that cannot have delivered.
+
+    Args:
+        deadline: when the URL expires, in epoch seconds (any process may deliver).
+    """
 
     def __init__(self, *, http: aiohttp.ClientSession, url: str, deadline: float, metrics: Metrics) -> None:
         self._http = http
@@ -49,11 +50,14 @@ class CallbackDelivery:
         first: Sequence[str],
         persona: Persona,
         lang: Lang,
-        key: ConversationKey,
-        store: Store,
-    ) -> None:
+        before_post: Callable[[], Awaitable[None]] | None = None,
+    ) -> str | None:
+        """Wait for the answer and POST it; the answer to keep for later when the URL expires first.
+
+        ``before_post`` runs right before the one POST (with its retries): the URL is used from then on.
+        """
         level = persona.speech_level
-        wait = self._deadline - POST_MARGIN - time.monotonic()
+        wait = self._deadline - POST_MARGIN - time.time()
         try:
             text = await asyncio.wait_for(asyncio.shield(answer), timeout=max(wait, 0.0))
         except TimeoutError:
@@ -61,17 +65,21 @@ class CallbackDelivery:
             body = to_skill_response(
                 [*first, say("kakao_too_long", lang=lang, level=level)], lang=lang, level=level
             )
+            if before_post is not None:
+                await before_post()
             await self.post(body)
-            await store.put_pending(key, await answer, ttl=PENDING_TTL)
-            return
+            return await answer
         body = to_skill_response([*first, text], quick_replies=persona.quick_replies, lang=lang, level=level)
+        if before_post is not None:
+            await before_post()
         await self.post(body)
+        return None
 
     async def post(self, body: dict[str, object]) -> bool:
         """POST once; retry only when no answer came back (connection failure) or Kakao said 5xx/429."""
         delay = 0.5
         while True:
-            remaining = self._deadline - time.monotonic()
+            remaining = self._deadline - time.time()
             if remaining <= 0:
                 self._metrics.kakao_callbacks.labels("expired").inc()
                 log.error("kakao callback window closed before delivery")
@@ -87,7 +95,7 @@ class CallbackDelivery:
                 if status < 500 and status != 429:
                     return self._settle(status, _json_or_none(raw))
                 log.warning("kakao callback answered %s, retrying", status)
-            await asyncio.sleep(min(delay, max(self._deadline - time.monotonic(), 0.0)))
+            await asyncio.sleep(min(delay, max(self._deadline - time.time(), 0.0)))
             delay = min(delay * 2, 4.0)
 
     def _settle(self, status: int, result: object) -> bool:

@@ -7,11 +7,13 @@ A request is answered one of three ways:
   (valid for one minute, usable once) when the bot has callbacks enabled;
 - a short "still working" message otherwise; the finished answer is kept and given first
   on the user's next message.
+
+The message is recorded as a job (``adapters/kakao/deliver.py`` answers it) before any of
+these, so a process that dies meanwhile leaves it to another process to deliver.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -20,12 +22,12 @@ import uuid
 
 from aiohttp import web
 
-from adapters.kakao.callback import CallbackDelivery
+from adapters.kakao.deliver import KakaoDeliverer, kakao_target
+from adapters.kakao.handoff import Handoffs
 from adapters.kakao.translate import (
     BadSkillRequest,
     SkillRequest,
     is_builder_test,
-    markdown_to_plain,
     parse_skill_request,
     to_callback_ack,
     to_inbound,
@@ -34,24 +36,25 @@ from adapters.kakao.translate import (
 )
 from adapters.metrics import METRICS
 from adapters.middleware import error_json
-from adapters.runtime import ENGINE, HTTP, SETTINGS, TASKS
+from adapters.runtime import ENGINE, SETTINGS
 from adapters.settings import Settings
-from core.engine import Engine
-from core.errors import DariError
-from core.messages import Lang, detect_language, say
-from core.persona import Persona
-from core.types import Inbound
+from adapters.worker import WORKER
+from core.jobs import new_job
+from core.messages import detect_language, say
 
-__all__ = ["SECRET_HEADER", "setup"]
+__all__ = ["HANDOFFS", "SECRET_HEADER", "setup"]
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Dari-Skill-Secret"
-PENDING_TTL = 24 * 3600.0
+HANDOFFS = web.AppKey("kakao_handoffs", Handoffs)
 
 
 def setup(app: web.Application, settings: Settings) -> str:
-    """Mount the skill routes; the status line says whether the door is protected."""
+    """Mount the skill routes and the door's deliverer; the status line says whether the door
+    is protected."""
+    handoffs = app[HANDOFFS] = Handoffs()
+    app[WORKER].add("kakao", KakaoDeliverer(app, handoffs))
     app.router.add_post("/kakao/skill", skill)
     app.router.add_post("/kakao/skill/{bot}", skill)
     if settings.kakao_skill_secret is None:
@@ -73,7 +76,8 @@ def _authorized(request: web.Request, settings: Settings) -> bool:
         return True
     expected = settings.kakao_skill_secret.get_secret_value().encode()
     given = request.headers.get(SECRET_HEADER) or request.query.get("secret", "")
-    return hmac.compare_digest(given.encode(), expected)
+    # A header that is not UTF-8 arrives with surrogate escapes: compare its bytes as they came.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected)
 
 
 def _callback_url(payload: SkillRequest, settings: Settings) -> str | None:
@@ -84,17 +88,8 @@ def _callback_url(payload: SkillRequest, settings: Settings) -> str | None:
     return trusted_callback_url(payload, allowed_domain=settings.kakao_callback_domain)
 
 
-async def _full_answer(engine: Engine, inbound: Inbound, persona: Persona, lang: Lang) -> str:
-    try:
-        text = await engine.respond(inbound)
-    except DariError as error:
-        log.error("answer failed: %s", type(error).__name__, extra={"conversation": inbound.key.id})
-        text = say("llm_failed", lang=lang, level=persona.speech_level)
-    return markdown_to_plain(text)
-
-
 async def skill(request: web.Request) -> web.StreamResponse:
-    received = time.monotonic()
+    received, received_at = time.monotonic(), time.time()
     settings = request.app[SETTINGS]
     if not _authorized(request, settings):
         return error_json(401, "missing or wrong skill secret")
@@ -108,53 +103,46 @@ async def skill(request: web.Request) -> web.StreamResponse:
     if persona.id != bot:
         return error_json(404, f"no bot named {bot!r}")
 
+    # Kakao has no message ids and never redelivers: the id minted here is new by construction,
+    # so the message needs no dedupe claim.
     inbound = to_inbound(payload, bot=bot, message_id=uuid.uuid4().hex)
     lang = detect_language(inbound.text, persona.language)
     level = persona.speech_level
     metrics = request.app[METRICS]
-    tasks = request.app[TASKS]
     store = engine.store
+    worker = request.app[WORKER]
+    handoffs = request.app[HANDOFFS]
 
     earlier = await store.pop_pending(inbound.key)
     first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + earlier] if earlier else []
-    answer = tasks.spawn(_full_answer(engine, inbound, persona, lang), name="kakao-answer")
     callback_url = None if is_builder_test(payload) else _callback_url(payload, settings)
-    # With a callback URL the user sees Kakao's waiting bubble at once instead of a silent wait,
-    # so only a quick answer (a command, a short reply) is worth waiting for.
-    limit = settings.kakao_callback_budget if callback_url else settings.kakao_budget
-    budget = limit - (time.monotonic() - received)
+    target = kakao_target(
+        callback_url=callback_url,
+        callback_until=received_at + settings.kakao_callback_window,
+        first=first,
+    )
+    job = new_job(door="kakao", inbound=inbound, target=target, origin=worker.name)
+    handoff = handoffs.open(job.id)
     try:
-        text = await asyncio.wait_for(asyncio.shield(answer), timeout=max(budget, 0.0))
-    except TimeoutError:
-        pass
-    else:
+        await worker.submit(job)
+        # With a callback URL the user sees Kakao's waiting bubble at once instead of a silent
+        # wait, so only a quick answer (a command, a short reply) is worth waiting for.
+        limit = settings.kakao_callback_budget if callback_url else settings.kakao_budget
+        text = await handoff.wait(max(limit - (time.monotonic() - received), 0.0))
+    finally:
+        handoffs.close(job.id)
+    if text is not None:
         if not first and (late := await store.pop_pending(inbound.key)):
             # An earlier slow answer finished while this message waited for its turn.
             first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
         metrics.kakao_deliveries.labels("inline").inc()
         texts = [*first, text]
         return _json(to_skill_response(texts, quick_replies=persona.quick_replies, lang=lang, level=level))
-
     if callback_url:
-        delivery = CallbackDelivery(
-            http=request.app[HTTP],
-            url=callback_url,
-            deadline=received + settings.kakao_callback_window,
-            metrics=metrics,
-        )
-        tasks.spawn(
-            delivery.run(answer, first=first, persona=persona, lang=lang, key=inbound.key, store=store),
-            name="kakao-callback",
-        )
+        # The job POSTs the answer (with ``first``) to the callback URL.
         metrics.kakao_deliveries.labels("callback").inc()
         return _json(to_callback_ack(say("kakao_waiting", lang=lang, level=level)))
-
-    tasks.spawn(_keep_for_later(answer, inbound, engine), name="kakao-pending")
+    # The job keeps the answer for the user's next message.
     metrics.kakao_deliveries.labels("pending").inc()
     texts = [*first, say("kakao_still_working", lang=lang, level=level)]
     return _json(to_skill_response(texts, quick_replies=(), lang=lang, level=level))
-
-
-async def _keep_for_later(answer: asyncio.Task[str], inbound: Inbound, engine: Engine) -> None:
-    text = await answer
-    await engine.store.put_pending(inbound.key, text, ttl=PENDING_TTL)

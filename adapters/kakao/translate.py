@@ -121,6 +121,14 @@ class SkillBot(_Edge):
     id: str | None = None
     name: _OptionalText = None
 
+    @field_validator("id")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        # The bot id becomes the tenant in every storage key; a lone surrogate cannot be stored.
+        if value is not None and _SURROGATE.search(value):
+            raise ValueError("must be valid Unicode")
+        return value
+
 
 class SkillAction(_Edge):
     """``action``: the skill called; quick-reply and button ``extra`` values arrive in clientExtra."""
@@ -165,6 +173,8 @@ def parse_skill_request(raw: bytes) -> SkillRequest:
         raise BadSkillRequest(f"body is not JSON (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise BadSkillRequest("body is nested too deeply") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits)
+        raise BadSkillRequest("body has a number that is too long") from None
     if not isinstance(data, dict):
         raise BadSkillRequest(f"body must be a JSON object, not {_json_kind(data)}")
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 __all__ = ["Verdict", "check", "parse_body"]
 
@@ -57,6 +57,7 @@ class _Context(_Model):
 
 class _AssistantThread(_Guarded):
     channel: None = None
+    channel_id: str | None = None
     thread_ts: str | None = None
     context: _Context | None = None
 
@@ -93,6 +94,16 @@ class _Event(_Guarded):
     assistant_thread: _AssistantThread | None = None
     function_execution_id: None = None
     bot_access_token: None = None
+
+    @model_validator(mode="after")
+    def _assistant_thread_is_whole(self) -> _Event:
+        # bolt's assistant middleware fails (500) on a thread without its DM and ts.
+        thread = self.assistant_thread
+        if self.type.startswith("assistant_thread_") and (
+            thread is None or not thread.channel_id or not thread.thread_ts
+        ):
+            raise ValueError("event.assistant_thread: channel_id and thread_ts are required")
+        return self
 
 
 class _TopLevel(_Guarded):
@@ -142,7 +153,9 @@ def parse_body(raw: str, content_type: str) -> dict[str, Any] | None:
     if content_type == "application/json" or raw.startswith("{"):
         try:
             value = json.loads(raw)
-        except ValueError:
+            # Slack never sends a lone surrogate ("\ud800"); one could not be stored or logged.
+            json.dumps(value, ensure_ascii=False).encode()
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             return None
         return value if isinstance(value, dict) else None
     try:
@@ -160,9 +173,12 @@ def _first_error(error: ValidationError) -> str:
 def check(body: dict[str, Any]) -> Verdict:
     """Decide what to do with a parsed, verified body."""
     if "command" in body:  # slash command form: every value is a string
-        return Verdict("dispatch") if body["command"] else Verdict("reject", "command: empty")
+        command = body["command"]
+        if isinstance(command, str) and command.startswith("/") and len(command) > 1:
+            return Verdict("dispatch")
+        return Verdict("reject", "command: a slash command name is required")
     if "ssl_check" in body:
-        return Verdict("dispatch")
+        return Verdict("ack")  # Slack's certificate check wants a 200 and nothing else
     if "payload" in body:
         return Verdict("ack")  # interactivity is not enabled in the manifest
     kind = body.get("type")

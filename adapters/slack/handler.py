@@ -24,7 +24,10 @@ from adapters.runtime import ENGINE, TASKS
 from adapters.settings import Settings
 from adapters.slack.answer import DoorOptions, Responder
 from adapters.slack.client import web_client
+from adapters.slack.deliver import SlackDeliverer
 from adapters.slack.envelope import SUBSCRIBED, check, parse_body
+from adapters.slack.pacing import ChannelPacer
+from adapters.worker import WORKER
 from core.errors import ConfigError
 
 __all__ = ["SlackDoor", "to_aiohttp_response", "to_bolt_request"]
@@ -85,6 +88,7 @@ class SlackDoor:
         self._options = options
         self._verifier = SignatureVerifier(self._secret)
         self._bolt: AsyncApp | None = None
+        self._responder: Responder | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -95,15 +99,28 @@ class SlackDoor:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = web_client(token=self._token, base_url=self._api_url, session=session)
-            responder = Responder(engine=app[ENGINE], client=client, tasks=app[TASKS], options=self._options)
+            pacer = ChannelPacer(interval=self._options.write_interval)
+            engine, worker = app[ENGINE], app[WORKER]
+            worker.add(
+                "slack", SlackDeliverer(engine=engine, client=client, pacer=pacer, options=self._options)
+            )
+            responder = Responder(
+                engine=engine,
+                client=client,
+                tasks=app[TASKS],
+                worker=worker,
+                pacer=pacer,
+                options=self._options,
+            )
             bolt = self._bolt = self._bolt_app(client, responder)
+            self._responder = responder
             socket = AsyncSocketModeHandler(bolt, app_token=self._app_token) if self._app_token else None
             # Connecting retries until Slack answers; start-up must not wait for it.
             connecting = asyncio.create_task(socket.connect_async()) if socket else None  # type: ignore[no-untyped-call]
             try:
                 yield
             finally:
-                self._bolt = None
+                self._bolt = self._responder = None
                 if socket is not None and connecting is not None:
                     connecting.cancel()
                     await asyncio.gather(connecting, return_exceptions=True)
@@ -114,19 +131,21 @@ class SlackDoor:
             name="dari",
             client=client,
             signing_secret=self._secret,
-            # Listeners only acknowledge and hand over to our task set, so bolt may wait for
-            # them; its own background runner (bare ensure_future) is never used.
+            # Listeners record the job, then acknowledge: bolt must wait for them; its own
+            # background runner (bare ensure_future) is never used.
             process_before_response=True,
             logger=_BOLT_LOG,
         )
 
+        # The job is recorded before Slack hears the ack (durable with Redis), so an answer
+        # survives a process that dies right after acknowledging.
         async def on_event(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await responder.on_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
             await ack()
-            responder.on_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
 
         async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await responder.on_command(body)
             await ack()
-            responder.on_command(body)
 
         bolt.event(_EVENTS)(on_event)
         bolt.command(re.compile(r"^/"))(on_command)  # whatever name the workspace gave it
@@ -135,7 +154,8 @@ class SlackDoor:
     def _signed(self, body: str, headers: Mapping[str, str]) -> bool:
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         signature = headers.get("X-Slack-Signature", "")
-        if not (timestamp.isascii() and timestamp.isdigit() and signature):
+        # compare_digest refuses str with non-ASCII characters (TypeError): refuse them here.
+        if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii() and signature):
             return False
         return self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
 
@@ -159,5 +179,10 @@ class SlackDoor:
         if verdict.action == "reject":
             return _malformed(verdict.reason)
         if verdict.action == "ack":
+            return web.Response(status=200)
+        if "command" in body and self._responder is not None:
+            # Not through bolt: it re-parses the raw body and takes any form that contains the
+            # word "payload" (say, in the command's text) for an interactivity payload.
+            await self._responder.on_command(body)
             return web.Response(status=200)
         return to_aiohttp_response(await bolt.async_dispatch(to_bolt_request(text, request)))

@@ -65,7 +65,8 @@ class DisplayNames:
         try:
             response = await self._client.users_info(user=user)
         except FAILURES as error:
-            reason = error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__
+            answer = error.response.data if isinstance(error, SlackApiError) else None
+            reason = answer.get("error") if isinstance(answer, dict) else type(error).__name__
             log.warning("users.info failed: %s", reason)
             return ""
         found = response.get("user")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
@@ -37,8 +37,8 @@ class Target:
 
 
 def _reason(error: Exception) -> str:
-    if isinstance(error, SlackApiError):
-        return str(error.response.get("error", "unknown"))
+    if isinstance(error, SlackApiError) and isinstance(error.response.data, dict):
+        return str(error.response.data.get("error", "unknown"))
     return type(error).__name__
 
 
@@ -50,6 +50,10 @@ class ReplyWriter:
     text is posted and then edited with chat.update. Either way Slack is written at most
     once per pacer interval per channel, and an answer longer than a message continues in
     the next message of the thread, cut between paragraphs.
+
+    ``on_message`` hears the ts of each message as soon as Slack gives it; a writer given
+    those ts as ``resume`` (an answer written again after its process died) edits those
+    messages instead of posting new ones, so the thread still shows one answer.
 
     Attributes:
         wrote: something reached Slack.
@@ -66,6 +70,8 @@ class ReplyWriter:
         post_limit: int = POST_LIMIT,
         stream_limit: int = STREAM_LIMIT,
         clock: Callable[[], float] = time.monotonic,
+        resume: Sequence[str] = (),
+        on_message: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
         self._pacer = pacer
@@ -79,6 +85,9 @@ class ReplyWriter:
         self._ts = ""
         self._stream: AsyncChatStream | None = None
         self._last = float("-inf")
+        self._resume = tuple(resume)
+        self._on_message = on_message
+        self._index = 0  # which message of the answer is being written
         self.wrote = False
         self.refusal = ""
 
@@ -86,6 +95,11 @@ class ReplyWriter:
     def empty(self) -> bool:
         """Nothing of the answer has been shown or is waiting to be."""
         return not self.wrote and not self._text.strip()
+
+    @property
+    def _resuming(self) -> bool:
+        """The message being written was posted by an earlier attempt: it is edited, not posted."""
+        return self._index < len(self._resume)
 
     @property
     def _limit(self) -> int:
@@ -114,7 +128,7 @@ class ReplyWriter:
         self._last = self._clock()
 
     async def _show(self) -> None:
-        if self._streaming and await self._append():
+        if self._streaming and not self._resuming and await self._append():
             return
         if self._ts and self._shown == len(self._text):
             return
@@ -122,6 +136,9 @@ class ReplyWriter:
         if not text:
             return
         await self._pacer.wait(self._target.channel)
+        if not self._ts and self._resuming:
+            self._ts = self._resume[self._index]
+            await self._end_stream(self._ts)
         if self._ts:
             await self._client.chat_update(channel=self._target.channel, ts=self._ts, text=text)
         else:
@@ -129,14 +146,27 @@ class ReplyWriter:
                 channel=self._target.channel, thread_ts=self._target.thread_ts or None, text=text
             )
             self._ts = str(response.get("ts", ""))
+            await self._posted(self._ts)
         self._shown = len(self._text)
         self.wrote = True
+
+    async def _posted(self, ts: str) -> None:
+        if self._on_message is not None and ts:
+            await self._on_message(self._index, ts)
+
+    async def _end_stream(self, ts: str) -> None:
+        """A message an earlier attempt was streaming stays in streaming state: end it, quietly."""
+        try:
+            await self._client.chat_stopStream(channel=self._target.channel, ts=ts)
+        except FAILURES as error:
+            log.info("no stream to end before editing (%s)", _reason(error))
 
     async def _append(self) -> bool:
         """Stream the new text; False (and streaming off) when Slack refuses it."""
         new = self._text[self._shown :]
         if not new:
             return True
+        started = self._stream.ts if self._stream is not None else None
         try:
             if self._stream is None:
                 self._stream = await self._client.chat_stream(
@@ -150,7 +180,11 @@ class ReplyWriter:
             await self._stream.append(markdown_text=new)
         except FAILURES as error:
             self._stop_streaming(error)
+            if self._ts and not started:
+                await self._posted(self._ts)
             return False
+        if not started and self._stream.ts:
+            await self._posted(self._stream.ts)
         self._shown = len(self._text)
         self.wrote = True
         return True
@@ -173,6 +207,8 @@ class ReplyWriter:
                 self._stop_streaming(error)
                 self._shown = -1  # make sure the whole text stands in the message
                 await self._show()
+        if self._ts or self._text.strip():
+            self._index += 1
         self._stream = None
         self._ts = ""
         self._text = ""

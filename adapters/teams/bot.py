@@ -1,8 +1,9 @@
 """The ActivityHandler: messages, installs and feedback, each held to the reply deadline.
 
-Work that can outlast Bot Framework's deadline (an answer, a welcome) runs as a background
-task; the turn waits for it until the deadline and then lets the HTTP response go, and the
-task's remaining replies go out proactively through its ``Outbox``.
+A message becomes a job, recorded before the HTTP response goes, and is answered proactively
+by ``deliver.py`` (in any process). A welcome runs as a background task; the turn waits for
+it until the deadline and then lets the HTTP response go, and the rest of it goes out
+proactively through its ``Outbox``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from botbuilder.schema import InvokeResponse
 from adapters.runtime import TaskSet
 from adapters.teams import activities
 from adapters.teams.adapter import Outbox, TeamsAdapter
+from adapters.teams.deliver import teams_target
 from adapters.teams.feedback import FeedbackRecorder
 from adapters.teams.messages import welcome
-from adapters.teams.stream import Pacing, answer_in_group, answer_streaming
+from adapters.teams.stream import Pacing
 from adapters.teams.translate import (
     TeamsActivity,
     bot_was_added,
@@ -32,7 +34,9 @@ from adapters.teams.translate import (
     to_feedback,
     to_inbound,
 )
+from adapters.worker import Worker
 from core.engine import Engine
+from core.jobs import new_job
 
 __all__ = ["FEEDBACK_INVOKE", "TeamsBot", "Turn"]
 
@@ -51,12 +55,14 @@ class Turn:
         activity: the validated activity.
         engine: the engine (read from the app at request time).
         tasks: where background replies run.
+        worker: where messages go to be answered.
         deadline: the event-loop time by which the HTTP response must leave.
     """
 
     activity: TeamsActivity
     engine: Engine
     tasks: TaskSet
+    worker: Worker
     deadline: float
 
 
@@ -100,10 +106,13 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
         if not direct and not mentions_bot(activity):
             return  # with extra permissions Teams may deliver unaddressed group messages
         inbound = to_inbound(activity, bot=self._bot)
-        outbox = self._outbox(turn_context)
-        render = answer_streaming if direct else answer_in_group
-        work = render(engine=turn.engine, inbound=inbound, outbox=outbox, pacing=self._pacing)
-        await self._hold(turn, outbox, work, name=f"teams-answer:{activity.id}")
+        if not await turn.engine.accept(inbound):
+            return
+        # Recorded before the HTTP response goes; the answer is sent proactively (deliver.py).
+        target = teams_target(turn_context, direct=direct)
+        await turn.worker.submit(
+            new_job(door="teams", inbound=inbound, target=target, origin=turn.worker.name)
+        )
 
     async def on_members_added_activity(self, members_added: list[Any], turn_context: Any) -> None:
         turn = _turn(turn_context)
@@ -121,7 +130,11 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
     async def on_invoke_activity(self, turn_context: Any) -> Any:
         turn = _turn(turn_context)
         if turn.activity.name != FEEDBACK_INVOKE:
-            return await super().on_invoke_activity(turn_context)
+            response = await super().on_invoke_activity(turn_context)
+            if response is not None and int(response.status) == HTTPStatus.NOT_IMPLEMENTED:
+                # An invoke this bot does not handle is the sender's mistake, not a server error.
+                return InvokeResponse(status=HTTPStatus.BAD_REQUEST, body="not an invoke this bot handles")
+            return response
         feedback = to_feedback(turn.activity, bot=self._bot)
         if feedback is None:
             return InvokeResponse(status=HTTPStatus.BAD_REQUEST, body="not a feedback action")

@@ -1,4 +1,4 @@
-"""``POST /api/messages``: validate, authenticate, dedupe, run the turn, answer in time.
+"""``POST /api/messages``: validate, authenticate, dedupe, run the turn (a message is queued), answer in time.
 
 Bad bodies get a JSON 4xx before the SDK sees them; a missing or invalid Bot Framework token
 gets 401 (503 when the signing keys cannot be fetched). Teams redelivers activities it thinks
@@ -33,9 +33,11 @@ from adapters.teams.auth import (
 )
 from adapters.teams.bot import TeamsBot, Turn
 from adapters.teams.connector import Connector
+from adapters.teams.deliver import TeamsDeliverer
 from adapters.teams.feedback import FeedbackRecorder
 from adapters.teams.stream import Pacing
 from adapters.teams.translate import parse_activity, tenant_of
+from adapters.worker import WORKER
 from core.engine import DEDUPE_TTL
 from core.errors import StoreError
 
@@ -87,6 +89,10 @@ class TeamsEndpoint:
             backoff=options.backoff,
         )
         self.adapter = TeamsAdapter(self.auth.sdk, connector)
+        deliverer = TeamsDeliverer(
+            app, adapter=self.adapter, app_id=settings.microsoft_app_id, pacing=options.pacing
+        )
+        app[WORKER].add("teams", deliverer)
         self.bot = TeamsBot(
             adapter=self.adapter,
             app_id=settings.microsoft_app_id,
@@ -104,7 +110,7 @@ class TeamsEndpoint:
             body = json.loads(await request.read())
             activity = parse_activity(body)
             sdk_activity = Activity().deserialize(body)
-        except ValueError as error:  # bad JSON, MalformedActivity, msrest's DeserializationError
+        except (ValueError, RecursionError) as error:  # bad JSON, MalformedActivity, msrest's errors
             return error_json(400, f"not a Bot Framework activity: {error}"[:300])
         try:
             authenticated = await self.auth.authenticate(sdk_activity, request.headers.get("Authorization"))
@@ -124,7 +130,13 @@ class TeamsEndpoint:
         except StoreError:
             log.exception("store unavailable")
             return error_json(503, "the store is unavailable")
-        turn = Turn(activity=activity, engine=engine, tasks=request.app[TASKS], deadline=deadline)
+        turn = Turn(
+            activity=activity,
+            engine=engine,
+            tasks=request.app[TASKS],
+            worker=request.app[WORKER],
+            deadline=deadline,
+        )
         try:
             invoke = await self.adapter.process_activity(
                 authenticated, sdk_activity, partial(self.bot.run, turn=turn)

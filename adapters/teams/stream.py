@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from adapters.teams import activities
-from adapters.teams.adapter import Outbox
 from adapters.teams.connector import ConnectorError
 from adapters.teams.messages import say
 from core.engine import Engine
@@ -126,14 +125,14 @@ class Stream:
             log.info("typing indicator refused (%s)", error.status)
 
 
-async def answer_streaming(*, engine: Engine, inbound: Inbound, outbox: Outbox, pacing: Pacing) -> None:
+async def answer_streaming(*, engine: Engine, inbound: Inbound, outbox: Sender, pacing: Pacing) -> None:
     """Answer a 1:1 message as a stream."""
     persona = engine.persona(inbound.key.bot)
     lang = detect_language(inbound.text, persona.language)
     stream = Stream(outbox, pacing=pacing)
     await stream.start(say("preparing", lang=lang, level=persona.speech_level))
     text = ""
-    async for delta in engine.stream(inbound):
+    async for delta in engine.stream(inbound, accepted=True):
         text += delta
         await stream.update(text)
     await stream.finish(text)
@@ -154,13 +153,13 @@ async def _keep_typing(outbox: Sender, done: asyncio.Event, interval: float) -> 
             continue
 
 
-async def answer_in_group(*, engine: Engine, inbound: Inbound, outbox: Outbox, pacing: Pacing) -> None:
+async def answer_in_group(*, engine: Engine, inbound: Inbound, outbox: Sender, pacing: Pacing) -> None:
     """Answer a mention in a channel thread or group chat: typing while working, then the reply."""
     done = asyncio.Event()
     async with asyncio.TaskGroup() as group:
         group.create_task(_keep_typing(outbox, done, pacing.typing_interval))
         try:
-            text = await engine.respond(inbound)
+            text = await engine.respond(inbound, accepted=True)
         finally:
             done.set()
     if text.strip():

@@ -128,6 +128,10 @@ def parse_activity(body: object) -> TeamsActivity:
     if not isinstance(body, dict):
         raise MalformedActivity("the body must be a JSON object")
     try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot be stored or sent on
+        raise MalformedActivity("the body is not valid Unicode") from None
+    try:
         return TeamsActivity.model_validate(body)
     except ValidationError as error:
         first = error.errors()[0]

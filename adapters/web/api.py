@@ -99,7 +99,7 @@ class ConsoleAPI:
             return error_json(413, messages.TOO_LARGE.format(chars=MAX_TEXT_CHARS))
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply, 5,000 digits
             return error_json(400, messages.BAD_JSON)
         try:
             chat = ChatRequest.model_validate(body)

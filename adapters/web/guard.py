@@ -71,7 +71,9 @@ def session_value(token: bytes) -> str:
 
 def _same(given: str, expected: bytes) -> bool:
     # Hashing first makes the comparison constant-time in the length of the secret too.
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected).digest())
+    # A header that is not UTF-8 arrives with surrogate escapes: hash its bytes as they came.
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(hashlib.sha256(given_bytes).digest(), hashlib.sha256(expected).digest())
 
 
 class Guard:

@@ -12,7 +12,8 @@ script stay legal.
     <p>:conv:{<conv>}:summary       JSON {"text", "upto"}: the rolling summary and the seq of the
                                     last turn folded into it; expires with the turns
     <p>:conv:{<conv>}:pending       string, an answer not delivered yet; expires after its ttl
-    <p>:conv:{<conv>}:lock          the cross-process turn lock; expires after lock_timeout
+    <p>:conv:{<conv>}:lock          the cross-process turn lock; expires lock_timeout after its
+                                    holder last renewed it (every lock_timeout / 3 while held)
     <p>:facts:<user>                list of JSON facts {"text", "at"}, oldest first, at most the
                                     engine's cap; expires ``retention`` after the user's last
                                     message to that bot
@@ -22,6 +23,19 @@ script stay legal.
                                     forget_user and export_user; expires with its longest-lived member
     <p>:seen:<sha256>               "1" while a message counts as seen (dedupe); the token is
                                     hashed so that no id outlives an erasure; expires after ttl
+    <p>:rate:<scope>:<sha256>       string "<tokens> <ms>": a rate-limit bucket of a user or a tenant
+                                    (``redis_limits.py``); the id is hashed as for seen; expires
+                                    when the bucket would be full again
+    <p>:order:{<sha>}:ticket        integer, the last ticket given to a queued job of the conversation
+                                    whose id hashes to <sha> (core/memory/redis_jobs.py; hashed
+                                    like dedupe marks); expires after 3 days
+    <p>:order:{<sha>}:served        integer, the highest ticket whose job is done; expires with it
+    <p>:jobs                        stream of accepted messages not answered yet ({"job": JSON,
+                                    text masked}); consumer group "dari", one consumer per process;
+                                    entries are deleted once answered; capped at ~100,000
+    <p>:job:{<job id>}              hash: what a job's delivery already did ("#attempt" and door
+                                    marks such as a Slack message ts); deleted with the job,
+                                    else expires after a day
 
 Id parts are percent-quoted (as in ``ConversationKey.id``), so ':' or braces inside platform ids
 cannot break the layout.
@@ -33,6 +47,7 @@ pending answer; per person and bot, at most ``MAX_FACTS`` facts of ``MAX_FACT_CH
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -68,6 +83,18 @@ return last
 """
 
 
+async def _renew(lock: Lock, every: float) -> None:
+    # The lock lives as long as its holder: a short expiry, renewed while the turn runs, so that
+    # a process killed mid-turn blocks its conversation for seconds, not minutes.
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await lock.reacquire()
+        except RedisError as error:  # lost (or Redis away): the turn goes on, as before
+            log.warning("could not extend a conversation lock: %s", type(error).__name__)
+            return
+
+
 def _ms(seconds: float) -> int:
     # Redis refuses an expiry of zero; a millisecond is the shortest it takes.
     return max(1, round(seconds * 1000))
@@ -95,7 +122,7 @@ class RedisStore:
     _locks: KeyedLocks
 
     def __init__(
-        self, *, client: Redis, prefix: str = "dari", max_turns: int = 200, lock_timeout: float = 300.0
+        self, *, client: Redis, prefix: str = "dari", max_turns: int = 200, lock_timeout: float = 15.0
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigError("the Redis prefix must be non-empty, without braces", field="prefix")
@@ -111,7 +138,7 @@ class RedisStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "dari", max_turns: int = 200, lock_timeout: float = 300.0
+        cls, url: str, *, prefix: str = "dari", max_turns: int = 200, lock_timeout: float = 15.0
     ) -> RedisStore:
         """A store with its own client for ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
         client = Redis.from_url(url)
@@ -243,9 +270,12 @@ class RedisStore:
             )
             with _errors():
                 await lock.acquire()
+            renewing = asyncio.create_task(_renew(lock, self.lock_timeout / 3), name="conversation-lock")
             try:
                 yield
             finally:
+                renewing.cancel()
+                await asyncio.gather(renewing, return_exceptions=True)
                 try:
                     await lock.release()
                 except RedisError as error:  # LockNotOwnedError too: it outlived lock_timeout

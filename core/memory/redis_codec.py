@@ -62,6 +62,9 @@ class Keys:
     def seen(self, token: str) -> str:
         return f"{self.prefix}:seen:{seen_digest(token)}"
 
+    def rate(self, scope: str, key: str) -> str:
+        return f"{self.prefix}:rate:{_quote(scope)}:{seen_digest(key)}"
+
     @staticmethod
     def facts_member(bot: str) -> str:
         """The user-index member that says the user has facts with ``bot``."""

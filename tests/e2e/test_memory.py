@@ -7,7 +7,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +17,7 @@ from adapters.settings import Settings
 from tests.e2e.test_kakao import ask, settings_for, skill_request, texts_of
 from tests.support.openai_server import FakeOpenAI
 from tests.support.redis import FakeClock, RedisProbe, SqliteProbe
-from tests.support.service import run_service
+from tests.support.service import redis_prefix, run_service
 
 TENANT = "5ae9b76d7409b11ec845b746!"  # the bot id in the Kakao payloads: the tenant of their users
 
@@ -28,7 +27,7 @@ async def everything_stored(settings: Settings) -> str:
     if settings.redis_url:
         client = Redis.from_url(settings.redis_url)
         try:
-            return await RedisProbe(client=client, prefix="dari").dump()
+            return await RedisProbe(client=client, prefix=settings.redis_prefix).dump()
         finally:
             await client.aclose()
     return await SqliteProbe(path=settings.data_dir / "dari.sqlite3", clock=FakeClock()).dump()
@@ -45,11 +44,15 @@ def sent(fake_openai: FakeOpenAI) -> str:
 
 
 @pytest.fixture(params=["embedded", "redis"])
-def settings(request: pytest.FixtureRequest, fake_openai: FakeOpenAI, tmp_path: Path) -> Settings:
-    extra: dict[str, Any] = {}
-    if request.param == "redis":
-        extra["redis_url"] = request.getfixturevalue("redis_url")
-    return settings_for(fake_openai, tmp_path, **extra)
+async def settings(
+    request: pytest.FixtureRequest, fake_openai: FakeOpenAI, tmp_path: Path, redis_url: str
+) -> AsyncIterator[Settings]:
+    if request.param == "embedded":
+        yield settings_for(fake_openai, tmp_path)
+        return
+    # A prefix of its own: the dump below must see this test's keys only.
+    async with redis_prefix(redis_url) as prefix:
+        yield settings_for(fake_openai, tmp_path, redis_url=redis_url, redis_prefix=prefix)
 
 
 async def test_remember_then_forget_through_the_kakao_door(

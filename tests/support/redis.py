@@ -124,6 +124,12 @@ class RedisProbe:
                 values = list(await self.client.lrange(key, 0, -1))
             elif kind == "set":
                 values = list(await self.client.smembers(key))
+            elif kind == "hash":
+                fields = await self.client.hgetall(key) or {}
+                values = [v for pair in fields.items() for v in pair]
+            elif kind == "stream":
+                entries = await self.client.xrange(key) or []
+                values = [v for _, entry in entries for pair in (entry or {}).items() for v in pair]
             else:
                 values = [await self.client.get(key)]
             parts.append(_text(key))

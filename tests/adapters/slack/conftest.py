@@ -23,6 +23,7 @@ from adapters.middleware import errors_as_json
 from adapters.runtime import ENGINE, SETTINGS, TASKS, TaskSet
 from adapters.settings import Settings
 from adapters.slack import DoorOptions
+from adapters.worker import WORKER, Worker
 from core.engine import Engine
 from core.llm.base import LLM
 from core.persona import Persona
@@ -138,6 +139,7 @@ async def running_door(
         app = web.Application(middlewares=[errors_as_json], client_max_size=64 * 1024)
         app[SETTINGS] = settings
         app[TASKS] = TaskSet()
+        app[WORKER] = Worker(tasks=app[TASKS], name="test", lease=60.0, order_wait=30.0)
         engine = Engine(store=store, llm=llm or scripted, personas={"default": PERSONA}, default_model="m")
         app[ENGINE] = engine
 

@@ -22,6 +22,7 @@ from adapters.settings import DEFAULT_BOTS_DIR
 from adapters.teams import ROUTE, TeamsOptions, mount
 from adapters.teams.auth import BotFrameworkCloud
 from adapters.teams.stream import Pacing
+from adapters.worker import WORKER, Worker
 from core.engine import Engine
 from core.persona import load_personas
 from tests.support.botframework import BotConnector, StandInCredentialsFactory, TokenIssuer
@@ -89,6 +90,7 @@ async def run_door(
     app = web.Application(middlewares=[request_id, errors_as_json])
     app[SETTINGS] = settings
     app[TASKS] = TaskSet()
+    app[WORKER] = Worker(tasks=app[TASKS], name="test", lease=60.0, order_wait=30.0)
     app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

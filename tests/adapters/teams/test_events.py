@@ -71,8 +71,8 @@ async def test_malformed_feedback_is_a_400(door: Door) -> None:
     assert body == {"error": {"code": "bad_request", "message": "not a feedback action"}}
 
 
-async def test_an_unknown_invoke_is_not_implemented(door: Door) -> None:
+async def test_an_unknown_invoke_is_refused_as_a_bad_request(door: Door) -> None:
     status, body = await door.post(payload("feedback_invoke", door.connector, name="composeExtension/query"))
 
-    assert status == 501
+    assert status == 400
     assert "error" in body

@@ -9,11 +9,20 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from adapters.runtime import TaskSet
 from adapters.teams import ROUTE, setup
+from adapters.worker import WORKER, Worker
 from core.errors import ConfigError
 from tests.support.service import IsolatedSettings
 
 APP_ID = "c9e8c047-2a74-40a2-b28a-b162d5f5327c"
+
+
+def bare_app() -> web.Application:
+    """An application with only what mounting a door needs: a worker for its answers."""
+    app = web.Application()
+    app[WORKER] = Worker(tasks=TaskSet(), name="test", lease=60.0, order_wait=30.0)
+    return app
 
 
 def routes(app: web.Application) -> list[tuple[str, str]]:
@@ -21,7 +30,7 @@ def routes(app: web.Application) -> list[tuple[str, str]]:
 
 
 def test_local_mode_is_announced_loudly(caplog: pytest.LogCaptureFixture) -> None:
-    app = web.Application()
+    app = bare_app()
 
     status = setup(app, IsolatedSettings())
 
@@ -39,7 +48,7 @@ def test_with_an_app_id_the_door_is_on(caplog: pytest.LogCaptureFixture) -> None
         microsoft_app_tenant_id="72f988bf-86f1-41af-91ab-2d7cd011db47",
     )
 
-    assert setup(web.Application(), settings) == f"on at POST {ROUTE} (app {APP_ID}, SingleTenant)"
+    assert setup(bare_app(), settings) == f"on at POST {ROUTE} (app {APP_ID}, SingleTenant)"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
@@ -57,6 +66,6 @@ def test_with_an_app_id_the_door_is_on(caplog: pytest.LogCaptureFixture) -> None
 )
 def test_settings_that_do_not_fit_stop_start_up(fields: dict[str, Any], source: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        setup(web.Application(), IsolatedSettings(**fields))
+        setup(bare_app(), IsolatedSettings(**fields))
 
     assert raised.value.source == source

@@ -1,0 +1,105 @@
+"""The Kakao deliverer: an accepted skill request's answer, inline, by callback or kept for later.
+
+The first attempt runs in the process whose skill request waits; it hands the answer over
+when the request is still waiting (``Handoff``). Otherwise, and always after a takeover, the
+job delivers it: to the callback URL while it lives (marked before the POST, so a takeover never
+POSTs twice), else as the pending answer given first on the user's next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from adapters.kakao.callback import POST_MARGIN, CallbackDelivery
+from adapters.kakao.handoff import Handoffs
+from adapters.kakao.translate import markdown_to_plain
+from adapters.metrics import METRICS
+from adapters.runtime import ENGINE, HTTP
+from adapters.worker import Delivery
+from core.engine import Engine
+from core.errors import DariError
+from core.messages import Lang, detect_language, say
+from core.persona import Persona
+from core.types import Inbound
+
+__all__ = ["PENDING_TTL", "KakaoDeliverer", "kakao_target"]
+
+log = logging.getLogger(__name__)
+
+PENDING_TTL = 24 * 3600.0
+
+
+def kakao_target(*, callback_url: str | None, callback_until: float, first: list[str]) -> dict[str, Any]:
+    """Where a job's answer goes besides the waiting request.
+
+    Args:
+        callback_url: the request's callback URL, if it may be used.
+        callback_until: when that URL expires, in epoch seconds.
+        first: an earlier answer to show before this one (the callback carries it).
+    """
+    return {"callback": callback_url or "", "callback_until": callback_until, "first": first}
+
+
+async def full_answer(engine: Engine, inbound: Inbound, persona: Persona, lang: Lang) -> str:
+    """The answer as Kakao shows it: plain text, an apology when the engine failed."""
+    try:
+        text = await engine.respond(inbound, accepted=True)
+    except DariError as error:
+        log.error("answer failed: %s", type(error).__name__, extra={"conversation": inbound.key.id})
+        text = say("llm_failed", lang=lang, level=persona.speech_level)
+    return markdown_to_plain(text)
+
+
+class KakaoDeliverer:
+    """Answers Kakao jobs; the app's engine, HTTP session and metrics are read when delivering."""
+
+    def __init__(self, app: web.Application, handoffs: Handoffs) -> None:
+        self._app = app
+        self._handoffs = handoffs
+
+    async def deliver(self, delivery: Delivery) -> None:
+        engine = self._app[ENGINE]
+        inbound = delivery.job.inbound
+        persona = engine.persona(inbound.key.bot)
+        lang = detect_language(inbound.text, persona.language)
+        if delivery.marks.get("callback") == "delivered" or "pending" in delivery.marks:
+            return  # the first attempt delivered it and died before saying it was done
+        answer = asyncio.create_task(full_answer(engine, inbound, persona, lang))
+        try:
+            handoff = self._handoffs.get(delivery.job.id)
+            if handoff is not None and await handoff.offer(answer):
+                return
+            await self._later(delivery, answer, persona, lang)
+        finally:
+            if not answer.done():
+                answer.cancel()
+                await asyncio.gather(answer, return_exceptions=True)
+
+    async def _later(
+        self, delivery: Delivery, answer: asyncio.Task[str], persona: Persona, lang: Lang
+    ) -> None:
+        target = delivery.job.target
+        url = str(target.get("callback") or "")
+        until = float(target.get("callback_until") or 0.0)
+        keep: str | None
+        if url and "callback" not in delivery.marks and time.time() < until - POST_MARGIN:
+
+            async def used() -> None:  # before the POST: a takeover never POSTs again
+                await delivery.mark("callback", "used")
+
+            callback = CallbackDelivery(
+                http=self._app[HTTP], url=url, deadline=until, metrics=self._app[METRICS]
+            )
+            first = [str(text) for text in target.get("first") or ()]
+            keep = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
+            await delivery.mark("callback", "delivered")
+        else:
+            keep = await answer
+        if keep is not None:
+            await self._app[ENGINE].store.put_pending(delivery.job.inbound.key, keep, ttl=PENDING_TTL)
+            await delivery.mark("pending", "kept")

@@ -1,0 +1,63 @@
+"""Handing a finished answer from the job to the skill request that is still waiting for it.
+
+A skill request waits a few seconds for its answer to come back inline. The answer is made by
+the message's job, which runs in the same process (the accepting process takes its own jobs).
+Exactly one of the two delivers: the request, if the answer is ready within its budget; else
+the job (by callback or kept for the next message). Both sides decide on the event loop, so the
+decision cannot race. A job taken over by another process finds no handoff and delivers itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["Handoff", "Handoffs"]
+
+
+class Handoff:
+    """One waiting skill request and its job."""
+
+    def __init__(self) -> None:
+        self._answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._deferred = asyncio.Event()
+
+    async def wait(self, timeout: float) -> str | None:
+        """The request's side: the answer, or None when it is not ready within ``timeout``
+        (the job delivers it then)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._answer), timeout=timeout)
+        except TimeoutError:
+            if self._answer.done():
+                return self._answer.result()
+            self._deferred.set()
+            return None
+
+    async def offer(self, answer: asyncio.Task[str]) -> bool:
+        """The job's side: True when the waiting request took the answer, False when the job
+        must deliver it itself (the request gave up first)."""
+        given_up = asyncio.create_task(self._deferred.wait())
+        try:
+            await asyncio.wait({answer, given_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            given_up.cancel()
+        if self._deferred.is_set() or not answer.done():
+            return False
+        self._answer.set_result(answer.result())
+        return True
+
+
+class Handoffs:
+    """The skill requests of this process still waiting for their job, by job id."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Handoff] = {}
+
+    def open(self, job_id: str) -> Handoff:
+        handoff = self._open[job_id] = Handoff()
+        return handoff
+
+    def close(self, job_id: str) -> None:
+        self._open.pop(job_id, None)
+
+    def get(self, job_id: str) -> Handoff | None:
+        return self._open.get(job_id)

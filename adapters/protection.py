@@ -1,0 +1,70 @@
+"""The service's protections, built from settings: rate limits, the guarded LLM (concurrency
+cap and circuit breaker) and the store that survives a Redis outage."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from adapters.metrics import Metrics
+from adapters.settings import Settings
+from core.breaker import CircuitBreaker
+from core.limits import LocalRateLimiter, RateLimiter
+from core.llm.base import LLM
+from core.llm.guard import GuardedLLM
+from core.memory import RedisStore
+from core.memory.base import Store
+from core.memory.redis_limits import RedisRateLimiter
+from core.memory.resilient import ResilientStore
+
+__all__ = [
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_TIMEOUT",
+    "guard_llm",
+    "open_limiter",
+    "redis_client",
+    "shield_store",
+    "watch",
+]
+
+# A Redis host that vanishes (no refusal, just silence) must not hold a turn for the minutes TCP
+# takes to notice: after these seconds the store counts as down and the service goes on without it.
+REDIS_CONNECT_TIMEOUT = 2.0
+REDIS_TIMEOUT = 5.0
+
+
+def redis_client(url: str) -> Redis:
+    """A client for the store and the rate limits (not for blocking reads longer than 5 s)."""
+    return Redis.from_url(url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+
+
+def open_limiter(settings: Settings) -> RateLimiter:
+    """Buckets in Redis (shared by every process) when REDIS_URL is set, else in this process."""
+    if settings.redis_url:
+        client = redis_client(settings.redis_url)
+        return RedisRateLimiter(client=client, rates=settings.rates, prefix=settings.redis_prefix)
+    return LocalRateLimiter(settings.rates)
+
+
+def guard_llm(llm: LLM | None, settings: Settings) -> GuardedLLM | None:
+    """``llm`` behind the concurrency cap and the circuit breaker (None stays None)."""
+    if llm is None:
+        return None
+    breaker = CircuitBreaker(threshold=settings.llm_breaker_threshold, cooldown=settings.llm_breaker_cooldown)
+    return GuardedLLM(llm, breaker=breaker, concurrency=settings.llm_concurrency)
+
+
+def shield_store(store: Store, kind: str) -> Store:
+    """A shared store behind the outage fallback; the embedded file needs none (it is local)."""
+    if isinstance(store, RedisStore):
+        return ResilientStore(inner=store, kind=kind)
+    return store
+
+
+def watch(metrics: Metrics, *, store: Store, llm: GuardedLLM | None) -> None:
+    """Report the breaker's state and the store's outage as gauges."""
+    if llm is not None:
+        breaker = llm.breaker
+        metrics.track_breaker(lambda: breaker.state.value)
+    if isinstance(store, ResilientStore):
+        shielded = store
+        metrics.track_store(lambda: shielded.degraded)
