@@ -10,7 +10,10 @@ or SIGINT passes SIGTERM on and waits for every worker to drain and exit.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,6 +25,18 @@ log = logging.getLogger("dari.supervisor")
 STEADY = 30.0  # a worker up this long counts as healthy: its next death restarts it at once
 START_FAILED = 2  # the exit code of `dari serve` when its settings or bot files are wrong
 _BACKOFF = (0.5, 30.0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_supervisor(parent: int) -> None:
+    """In the worker, before exec: get SIGTERM (and drain) if the supervisor dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os._exit(1)
 
 
 def worker_command(*, host: str, port: int) -> list[str]:
@@ -67,7 +82,9 @@ class Supervisor:
         quick_deaths = 0
         while not self._stop.is_set():
             started = loop.time()
-            process = await asyncio.create_subprocess_exec(*self._command)
+            process = await asyncio.create_subprocess_exec(
+                *self._command, preexec_fn=functools.partial(_die_with_the_supervisor, os.getpid())
+            )
             self._workers[index] = process
             log.info("worker %d started", index, extra={"worker": index, "worker_pid": process.pid})
             code = await self._wait(process)
