@@ -27,8 +27,9 @@ BENCHMARKS = {
     "kakao_deadline": "bench.kakao_deadline",
     "first_text": "bench.first_text",
     "profile": "bench.profile",
+    "soak": "bench.soak",
 }
-DEFAULT = ("overhead", "concurrency", "prompt_growth", "kakao_deadline", "first_text")
+DEFAULT = ("overhead", "concurrency", "prompt_growth", "kakao_deadline", "first_text")  # soak: on its own
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         choices=sorted(BENCHMARKS),
-        help="benchmarks to run (default: all but profile)",
+        help="benchmarks to run (default: all but profile and soak)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny counts and short windows (under 2 minutes)"

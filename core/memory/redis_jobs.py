@@ -36,6 +36,7 @@ GROUP = "dari"
 MAX_LENGTH = 100_000  # entries kept (approximately); only unanswered jobs stay in the stream
 STATE_TTL = 86400.0  # delivery marks outlive any lease and retry
 TICKET_TTL = 3 * 86400.0  # like dedupe marks: a conversation idle this long starts again at 1
+OUTAGE_WAIT = 5.0  # how long a job waits for an unreachable Redis to tell it its turn
 _POLL = (0.02, 0.5)  # the first and the longest pause between checks of a conversation's turn
 _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
@@ -246,13 +247,23 @@ class RedisQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         pause = _POLL[0]
+        unreachable_since: float | None = None
         while True:
             try:
                 with _errors():
                     served = int(await self._client.get(self._conv(conv, "served")) or 0)
             except StoreError as error:
-                log.warning("cannot read the conversation's turn (%s): answering now", error)
-                return
+                # A Redis restart takes a second or two: wait that long for it, so that order
+                # holds through it; a longer outage must not hold answers back.
+                now = loop.time()
+                unreachable_since = now if unreachable_since is None else unreachable_since
+                if now - unreachable_since >= min(OUTAGE_WAIT, wait) or now >= deadline:
+                    log.warning("cannot read the conversation's turn (%s): answering now", error)
+                    return
+                await asyncio.sleep(min(pause, deadline - now))  # Redis is away: check again soon
+                pause = min(pause * 2, _POLL[1])
+                continue
+            unreachable_since = None
             if served >= ticket - 1:
                 return
             left = deadline - loop.time()

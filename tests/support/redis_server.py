@@ -1,7 +1,8 @@
 """A private redis-server that a test may kill and start again (outage tests).
 
 The shared test Redis (``redis_url``) must never be stopped; this one lives on its own free port,
-keeps nothing on disk, and is stopped when the test ends::
+keeps nothing on disk (unless given a ``data_dir``: then an append-only file there, so that what
+was written survives a restart, as a Redis in production), and is stopped when the test ends::
 
     async with RedisServer() as server:
         store = RedisStore.from_url(server.url)
@@ -16,6 +17,7 @@ import asyncio
 import shutil
 import signal
 import socket
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -35,9 +37,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server process on 127.0.0.1 with a free port, without persistence."""
+    """A redis-server process on 127.0.0.1 with a free port, without persistence unless ``data_dir``.
 
-    def __init__(self) -> None:
+    With ``data_dir`` the server keeps an append-only file there (``appendonly yes``): Redis writes
+    each command to it before answering, so even a SIGKILL loses nothing that was acknowledged.
+    """
+
+    def __init__(self, *, data_dir: Path | None = None) -> None:
+        self._data_dir = data_dir
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self._binary = binary
         self.port = free_port()
@@ -55,9 +62,13 @@ class RedisServer:
         """Start the server (again) and return once it answers PING."""
         if self.running:
             return
+        if self._data_dir is None:
+            persistence = ["--appendonly", "no"]
+        else:
+            persistence = ["--dir", str(self._data_dir), "--appendonly", "yes", "--appendfsync", "everysec"]
         self._process = await asyncio.create_subprocess_exec(
             self._binary,
-            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
             "--protected-mode", "no", "--loglevel", "warning",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip

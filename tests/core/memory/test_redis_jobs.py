@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.jobs import Claim, Job, new_job
 from core.memory import redis_jobs
@@ -170,3 +171,38 @@ async def test_consumers_of_processes_long_gone_are_forgotten(
         await holding.close()
     consumers = await redis_client.xinfo_consumers(f"{redis_prefix}:jobs", GROUP)
     assert sorted(c["name"].decode() for c in consumers) == ["holding"]
+
+
+async def test_a_turn_waits_through_a_redis_restart_instead_of_jumping_the_queue(
+    queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the soak (bench/soak.py): a Redis restart made every job waiting for its turn
+    # answer at once, ahead of the earlier messages of its conversation.
+    a, b = queues
+    first, second = await a.put(job("첫째")), await b.put(job("둘째"))
+    real_get = b._client.get
+    failed: list[int] = []
+
+    async def restarting_get(name: str) -> object:
+        if len(failed) < 3:  # Redis is away for three reads, then back
+            failed.append(1)
+            raise RedisConnectionError("Connection closed by server.")
+        return await real_get(name)
+
+    monkeypatch.setattr(b._client, "get", restarting_get)
+    order: list[str] = []
+
+    async def second_turn() -> None:
+        async with b.turn(second, wait=30.0):
+            order.append("둘째")
+
+    async with asyncio.timeout(10):
+        async with a.turn(first, wait=30.0):
+            waiting = asyncio.create_task(second_turn())
+            for _ in range(500):
+                if len(failed) == 3 or waiting.done():
+                    break
+                await asyncio.sleep(0.01)  # polling: has the waiting turn met the whole outage
+            order.append("첫째")
+        await waiting
+    assert order == ["첫째", "둘째"]

@@ -1,0 +1,436 @@
+"""Fault and soak: many messages through two processes while the LLM, a process and Redis fail.
+
+``messages`` Slack messages over ``conversations`` threads (full: 10,000 over 500) go through the
+signed Events API door of two ``dari serve`` processes sharing one private Redis (append-only
+file, so a restart keeps what was written), with a short job lease. Each conversation sends its
+messages one after another, the next once the previous was acknowledged and at most ``window``
+are unanswered, alternating between the processes (so order must hold across them). Meanwhile:
+
+- the stand-in LLM answers a fraction of requests with 429 (``Retry-After: 1``), with 500, or
+  too slowly (beyond the client's timeout); its answer names the question ("answer to c7n3");
+- one process is SIGKILLed mid-run (with answers in flight) and started again;
+- Redis is SIGKILLed and started again on the same port.
+
+Then, from the Slack Web API stand-in's record of every post and edit, per conversation: every
+message got exactly one final message (its answer, or a polite apology), and the answers appear
+in send order. Everything runs on 127.0.0.1; the stand-ins and the load run in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import random
+import re
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bench.common import ROOT, Layout, fmt, table
+from tests.support.openai_server import Failure, FakeOpenAI
+from tests.support.processes import DariProcess, clean_env, poll
+from tests.support.redis_server import RedisServer
+from tests.support.slack_api import Message, SlackAPI
+
+__all__ = ["Plan", "report", "run", "soak"]
+
+SECRET = "soak-signing-secret-0123456789abcdef"
+PAYLOAD = ROOT / "tests" / "adapters" / "slack" / "payloads" / "slack_event_app_mention_bolt.json"
+APOLOGY = "죄송"
+QUESTION = re.compile(r"c\d+n\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one soak run does. Fault rates are fractions of LLM requests."""
+
+    messages: int = 10_000
+    conversations: int = 500
+    window: int = 3
+    rate_429: float = 0.02
+    rate_500: float = 0.02
+    rate_slow: float = 0.005
+    llm_timeout: float = 2.0
+    slow_seconds: float = 4.0
+    llm_retries: int = 1
+    lease: float = 2.0
+    kill_at: float = 0.3
+    redis_restart_at: float = 0.6
+    settle_timeout: float = 180.0
+    seed: int = 6
+
+
+class FaultyLLM(FakeOpenAI):
+    """FakeOpenAI that fails a random fraction of chat requests: 429, 500, or too slow to wait for."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(answer=_answer, chunk_chars=64)
+        self.plan = plan
+        self.injected: Counter[str] = Counter()
+        self._random = random.Random(plan.seed)
+
+    async def _receive(self, request: web.Request, *, body: dict[str, Any] | None) -> web.Response | None:
+        if body is not None:
+            draw = self._random.random()
+            plan = self.plan
+            if draw < plan.rate_429:
+                self.injected["llm_429"] += 1
+                failure = Failure(429, retry_after="1")
+                return web.json_response(failure.body(), status=429, headers=failure.headers())
+            if draw < plan.rate_429 + plan.rate_500:
+                self.injected["llm_500"] += 1
+                failure = Failure(500)
+                return web.json_response(failure.body(), status=500)
+            if draw < plan.rate_429 + plan.rate_500 + plan.rate_slow:
+                self.injected["llm_slow"] += 1
+                await asyncio.sleep(plan.slow_seconds)  # the fault itself: longer than the client waits
+        return await super()._receive(request, body=body)
+
+
+def _answer(messages: list[dict[str, Any]]) -> str:
+    found = QUESTION.findall(str(messages[-1].get("content", "")))
+    return f"answer to {found[-1]}" if found else "answer to nothing"
+
+
+class SoakSlack(SlackAPI):
+    """The Slack stand-in, with the bot's messages indexed by thread and a wake-up per thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users["W222"] = {"id": "W222", "name": "soak", "real_name": "Soak Tester", "tz": "Asia/Seoul"}
+        self.by_thread: dict[tuple[str, str], list[Message]] = {}
+        self._threads: dict[tuple[str, str], asyncio.Condition] = {}
+
+    def _new_message(self, params: dict[str, Any], text: str, *, streamed: bool) -> Message:
+        message = SlackAPI._new_message(self, params, text, streamed=streamed)
+        self.by_thread.setdefault((message.channel, message.thread_ts), []).append(message)
+        return message
+
+    def finished(self, key: tuple[str, str]) -> int:
+        return sum(not m.streaming for m in self.by_thread.get(key, ()))
+
+    def condition(self, key: tuple[str, str]) -> asyncio.Condition:
+        return self._threads.setdefault(key, asyncio.Condition())
+
+    async def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+        await SlackAPI._record(self, method, params, status)
+        found = self.messages.get(str(params.get("ts", "")))
+        if found is not None:
+            key = (found.channel, found.thread_ts)
+        else:
+            key = (str(params.get("channel", "")), str(params.get("thread_ts") or ""))
+        if key in self._threads:
+            async with self._threads[key]:
+                self._threads[key].notify_all()
+
+
+@dataclass(slots=True)
+class State:
+    """The run as it goes: the processes' slots, what was sent, the faults so far."""
+
+    processes: list[DariProcess | None]
+    every: list[DariProcess]
+    sent: list[list[str]]
+    acked: int = 0
+    retries: int = 0
+    stalls: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    kill_now: asyncio.Event = field(default_factory=asyncio.Event)
+    restart_redis_now: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _mention(template: dict[str, Any], *, channel: str, root: str, ts: str, question: str) -> bytes:
+    body = copy.deepcopy(template)
+    body["event_id"] = f"Ev{uuid.uuid4().hex}"
+    body["event"].update(
+        text=f"<@W111> 질문 {question}",
+        ts=ts,
+        event_ts=ts,
+        channel=channel,
+        thread_ts=root,
+        client_msg_id=str(uuid.uuid4()),
+    )
+    return json.dumps(body).encode()
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + digest,
+    }
+
+
+async def _deliver(http: aiohttp.ClientSession, state: State, raw: bytes, first: int) -> None:
+    """Send one event until a process acknowledges it (the same event again after a failure, as
+    Slack retries); the other process is tried next."""
+    for attempt in range(600):
+        process = state.processes[(first + attempt) % len(state.processes)]
+        if process is not None:
+            try:
+                async with http.post(
+                    process.url + "/slack/events", data=raw, headers=_headers(raw)
+                ) as response:
+                    await response.read()
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+        state.retries += 1
+        if attempt % len(state.processes) == len(state.processes) - 1:
+            await asyncio.sleep(0.05)  # back-off before the next round of retries, as Slack would
+    raise RuntimeError("no process acknowledged an event for 15 s")
+
+
+async def _conversation(
+    http: aiohttp.ClientSession,
+    api: SoakSlack,
+    state: State,
+    plan: Plan,
+    template: dict[str, Any],
+    number: int,
+    count: int,
+) -> None:
+    channel, root = f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
+    key = (channel, root)
+    cond = api.condition(key)
+    for index in range(count):
+        question = f"c{number}n{index}"
+        need = index + 1 - plan.window
+        if need > 0:
+            try:
+                async with asyncio.timeout(plan.settle_timeout / 2), cond:
+                    await cond.wait_for(lambda need=need: api.finished(key) >= need)  # type: ignore[misc]
+            except TimeoutError:
+                state.stalls += 1
+        ts = root if index == 0 else f"{1_600_000_000 + number}.{index:06d}"
+        raw = _mention(template, channel=channel, root=root, ts=ts, question=question)
+        await _deliver(http, state, raw, first=number + index)
+        state.sent[number].append(question)
+        state.acked += 1
+        total = plan.messages
+        if state.acked >= plan.kill_at * total:
+            state.kill_now.set()
+        if state.acked >= plan.redis_restart_at * total:
+            state.restart_redis_now.set()
+
+
+async def _chaos(
+    http: aiohttp.ClientSession, state: State, plan: Plan, redis: RedisServer, env: dict[str, str], cwd: Path
+) -> None:
+    """The process and Redis faults, when the load reaches their points (past 1: never)."""
+    if plan.kill_at <= 1:
+        await _kill_and_restart(http, state, env, cwd)
+    if plan.redis_restart_at <= 1:
+        await state.restart_redis_now.wait()
+        await redis.stop()
+        await redis.start()
+        state.faults["redis_restarted"] += 1
+
+
+async def _kill_and_restart(
+    http: aiohttp.ClientSession, state: State, env: dict[str, str], cwd: Path
+) -> None:
+    await state.kill_now.wait()
+    victim = state.processes[0]
+    assert victim is not None
+    state.processes[0] = None
+    victim.kill()
+    await victim.wait()
+    state.faults["process_killed"] += 1
+    replacement = await DariProcess(env, cwd=cwd).start()
+    state.every.append(replacement)
+    await replacement.wait_until_up(http)
+    state.processes[0] = replacement
+    state.faults["process_restarted"] += 1
+
+
+def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
+    """Per conversation: one final message per question, answers in send order."""
+    answered = apologies = lost = doubled = out_of_order = unfinished = other = 0
+    for number, questions in enumerate(state.sent):
+        channel, root = f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
+        messages = api.by_thread.get((channel, root), [])
+        unfinished += sum(m.streaming for m in messages)
+        named: list[str] = []
+        sorry = 0
+        for message in messages:
+            found = QUESTION.findall(message.text)
+            if found:
+                named.append(found[-1])
+            elif APOLOGY in message.text:
+                sorry += 1
+            else:
+                other += 1
+        counts = Counter(named)
+        position = {q: i for i, q in enumerate(questions)}
+        unanswered = sum(1 for q in questions if not counts[q])
+        answered += len(questions) - unanswered
+        apologies += sorry
+        doubled += sum(n - 1 for n in counts.values() if n > 1) + max(0, sorry - unanswered)
+        doubled += sum(n for q, n in counts.items() if q not in position)  # answers to nothing sent
+        lost += max(0, unanswered - sorry)
+        order = [position[q] for q in dict.fromkeys(named) if q in position]
+        out_of_order += sum(1 for a, b in itertools.pairwise(order) if b < a)
+    return {
+        "answered": answered,
+        "apologies": apologies,
+        "lost": lost,
+        "doubled": doubled,
+        "out_of_order": out_of_order,
+        "unfinished_messages": unfinished,
+        "other_messages": other,
+    }
+
+
+async def soak(plan: Plan, *, workdir: Path | None = None) -> dict[str, Any]:
+    """Run the soak; the counts (see ``_verify``) and the faults injected."""
+    template: dict[str, Any] = json.loads(PAYLOAD.read_text(encoding="utf-8"))
+    per = [plan.messages // plan.conversations] * plan.conversations
+    for extra in range(plan.messages - sum(per)):
+        per[extra] += 1
+    with tempfile.TemporaryDirectory(prefix="dari-soak-", dir=workdir) as scratch:
+        base = Path(scratch)
+        (base / "redis").mkdir()
+        (base / "data").mkdir()
+        api = SoakSlack()
+        await api.start()
+        llm = FaultyLLM(plan)
+        await llm.start()
+        redis = RedisServer(data_dir=base / "redis")
+        await redis.start()
+        env = clean_env(
+            OPENAI_BASE_URL=llm.base_url,
+            OPENAI_API_KEY="soak",
+            DARI_LLM_MAX_RETRIES=str(plan.llm_retries),
+            DARI_LLM_TIMEOUT=str(plan.llm_timeout),
+            REDIS_URL=redis.url,
+            DARI_REDIS_PREFIX=f"dari-soak-{uuid.uuid4().hex[:8]}",
+            DARI_DATA_DIR=str(base / "data"),
+            DARI_JOB_LEASE=str(plan.lease),
+            DARI_RATE_USER="off",
+            DARI_RATE_TENANT="off",
+            DARI_LOG_LEVEL="WARNING",
+            SLACK_BOT_TOKEN="xoxb-soak",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=api.url,
+            DARI_SLACK_STREAMING="true",
+        )
+        state = State(processes=[None, None], every=[], sent=[[] for _ in range(plan.conversations)])
+        connector = aiohttp.TCPConnector(limit=200)
+        started = time.monotonic()
+        sent_in = 0.0
+        try:
+            async with aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+            ) as http:
+                for slot in range(2):
+                    process = await DariProcess(env, cwd=base).start()
+                    state.processes[slot] = process
+                    state.every.append(process)
+                    await process.wait_until_up(http)
+                started = time.monotonic()
+                chaos = asyncio.create_task(_chaos(http, state, plan, redis, env, base))
+                await asyncio.gather(
+                    *(
+                        _conversation(http, api, state, plan, template, number, count)
+                        for number, count in enumerate(per)
+                    )
+                )
+                sent_in = time.monotonic() - started
+                await chaos
+
+                def settled() -> bool:
+                    return all(
+                        api.finished((f"CS{n:04d}", f"{1_600_000_000 + n}.000000")) >= len(q)
+                        for n, q in enumerate(state.sent)
+                    )
+
+                with contextlib.suppress(TimeoutError):
+                    await poll(settled, timeout=plan.settle_timeout)
+                answered_in = time.monotonic() - started
+                client = Redis.from_url(redis.url)
+                try:
+                    prefix = env["DARI_REDIS_PREFIX"]
+
+                    async def drained() -> bool:
+                        return not await client.xlen(f"{prefix}:jobs")
+
+                    with contextlib.suppress(TimeoutError):
+                        await poll(drained, timeout=plan.lease * 4 + 30)
+                    left = int(await client.xlen(f"{prefix}:jobs"))
+                finally:
+                    await client.aclose()
+                codes = [await p.stop() for p in state.processes if p is not None]
+        finally:
+            for running in state.every:
+                await running.close()
+            await redis.stop()
+            await llm.close()
+            await api.close()
+    counts = _verify(api, state)
+    warnings = Counter(
+        str(entry.get("msg", ""))[:80]
+        for process in state.every
+        for entry in process.logs
+        if entry.get("level") in ("warning", "error", "critical")
+    )
+    faults = dict(state.faults) | dict(llm.injected)
+    return {
+        "plan": asdict(plan),
+        "sent": sum(len(q) for q in state.sent),
+        "conversations": plan.conversations,
+        **counts,
+        "faults": faults,
+        "faults_total": sum(faults.values()),
+        "llm_requests": len(llm.requests),
+        "door_retries": state.retries,
+        "window_stalls": state.stalls,
+        "jobs_left_in_stream": left,
+        "exit_codes": codes,
+        "service_warnings": dict(warnings.most_common(12)),
+        "send_seconds": round(sent_in, 1),
+        "duration_seconds": round(answered_in, 1),
+        "throughput": round(sum(len(q) for q in state.sent) / answered_in, 1) if answered_in else 0.0,
+    }
+
+
+def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Options: ``messages``, ``conversations`` (quick: 400 over 40; full: 10,000 over 500)."""
+    options = options or {}
+    messages, conversations = (400, 40) if quick else (10_000, 500)
+    plan = Plan(
+        messages=int(options.get("messages", messages)),
+        conversations=int(options.get("conversations", conversations)),
+    )
+    return asyncio.run(soak(plan))
+
+
+def report(result: Mapping[str, Any]) -> str:
+    keys = ("sent", "answered", "apologies", "lost", "doubled", "out_of_order", "unfinished_messages")
+    faults = ", ".join(f"{name} {count}" for name, count in sorted(result["faults"].items()))
+    lines = [
+        table(list(keys), [[result[k] for k in keys]]),
+        f"faults injected: {faults}",
+        f"{result['conversations']} conversations, {fmt(result['duration_seconds'])} s to the last answer, "
+        f"{fmt(result['throughput'])} messages/s; door retries {result['door_retries']}, "
+        f"LLM requests {result['llm_requests']}, jobs left {result['jobs_left_in_stream']}, "
+        f"exit codes {result['exit_codes']}",
+    ]
+    return "\n".join(lines)
