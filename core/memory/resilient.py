@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 
 from core.errors import ErasureIncomplete, StoreError
 from core.locks import KeyedLocks
+from core.loops import Loop
 from core.memory.base import Remembered, Store, UserExport
 from core.memory.fallback import Fallback
 from core.types import ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
@@ -59,8 +60,8 @@ class ResilientStore:
         *,
         inner: Store,
         kind: str = "store",
-        retry_min: float = 0.5,
-        retry_max: float = 30.0,
+        retry_min: float = 0.25,
+        retry_max: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
@@ -72,7 +73,8 @@ class ResilientStore:
         self._since: float | None = None  # when the outage began; None while healthy
         self._healthy = asyncio.Event()
         self._healthy.set()
-        self._probe: asyncio.Task[None] | None = None
+        self._probe: Loop | None = None
+        self._delay = retry_min
 
     # -- state -------------------------------------------------------------------------------
 
@@ -102,21 +104,19 @@ class ResilientStore:
         self._since = self._clock()
         self._healthy.clear()
         log.warning("%s unavailable (%s): answering without shared memory until it is back", self.kind, error)
-        self._probe = asyncio.create_task(self._recover(), name=f"{self.kind}-probe")
+        self._delay = self._retry[0]
+        # Stopped by a flag, not by cancelling: see core/loops.py.
+        self._probe = Loop(self._recover, every=lambda: self._delay, name=f"{self.kind}-probe")
 
-    async def _recover(self) -> None:
-        delay, longest = self._retry
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                async with asyncio.timeout(PROBE_TIMEOUT):
-                    await self.inner.ping()
-                await self._write_back()
-            except (StoreError, TimeoutError, OSError) as error:
-                log.debug("%s still unavailable: %s", self.kind, type(error).__name__)
-                delay = min(delay * 2, longest)
-                continue
-            break
+    async def _recover(self) -> bool:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.inner.ping()
+            await self._write_back()
+        except (StoreError, TimeoutError, OSError) as error:
+            log.debug("%s still unavailable: %s", self.kind, type(error).__name__)
+            self._delay = min(self._delay * 2, self._retry[1])
+            return True  # probe again after the next pause
         log.warning(
             "%s is back after %.0f s; what was kept meanwhile is written back%s",
             self.kind,
@@ -126,6 +126,7 @@ class ResilientStore:
         self._local.dropped = 0
         self._since = None
         self._healthy.set()
+        return False
 
     async def _write_back(self) -> None:
         # Repeat until nothing is left: messages keep arriving (degraded) while this runs.
@@ -259,8 +260,7 @@ class ResilientStore:
 
     async def close(self) -> None:
         if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
+            await self._probe.stop()
         if self._local.size:
             log.warning("%s: %d items kept during the outage were not written back", self.kind, self.unsynced)
         try:
