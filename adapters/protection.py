@@ -3,7 +3,7 @@ cap and circuit breaker) and the store that survives a Redis outage."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.metrics import Metrics
 from adapters.settings import Settings
@@ -30,17 +30,33 @@ __all__ = [
 # takes to notice: after these seconds the store counts as down and the service goes on without it.
 REDIS_CONNECT_TIMEOUT = 2.0
 REDIS_TIMEOUT = 5.0
+# When every pooled connection is busy, a command waits this long for one before it fails.
+REDIS_POOL_WAIT = 5.0
 
 
-def redis_client(url: str) -> Redis:
-    """A client for the store and the rate limits (not for blocking reads longer than 5 s)."""
-    return Redis.from_url(url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+def redis_client(url: str, *, pool: int) -> Redis:
+    """A client for the store, the rate limits or the job queue (no blocking reads past 5 s).
+
+    At most ``pool`` connections: a burst (every waiting job checking its turn the moment Redis
+    is back from a restart) waits for a free connection instead of failing with redis-py's
+    default pool's "Too many connections", which held conversations back for their whole order
+    wait in the soak run.
+    """
+    connections = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool,
+        timeout=REDIS_POOL_WAIT,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_TIMEOUT,
+    )
+    # The client owns the pool it is given: closing the client closes its connections.
+    return Redis.from_pool(connections)
 
 
 def open_limiter(settings: Settings) -> RateLimiter:
     """Buckets in Redis (shared by every process) when REDIS_URL is set, else in this process."""
     if settings.redis_url:
-        client = redis_client(settings.redis_url)
+        client = redis_client(settings.redis_url, pool=settings.redis_pool)
         return RedisRateLimiter(client=client, rates=settings.rates, prefix=settings.redis_prefix)
     return LocalRateLimiter(settings.rates)
 

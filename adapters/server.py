@@ -20,7 +20,7 @@ from adapters.middleware import errors_as_json, request_id
 from adapters.protection import guard_llm, open_limiter, redis_client, shield_store, watch
 from adapters.runtime import ENGINE, HTTP, SETTINGS, STORE, TASKS, TaskSet
 from adapters.settings import Settings
-from adapters.worker import WORKER, Worker, open_queue, order_wait, process_name
+from adapters.worker import WORKER, Worker, claims_in, open_queue, order_wait, process_name
 from core.engine import Engine
 from core.llm.base import LLM
 from core.llm.openai import OpenAIChat
@@ -77,7 +77,9 @@ async def open_store(settings: Settings) -> tuple[Store, str]:
         # A conversation's lock outlives a killed holder by at most a job lease (at most 15 s).
         lock = min(settings.job_lease, 15.0)
         store = RedisStore(
-            client=redis_client(settings.redis_url), prefix=settings.redis_prefix, lock_timeout=lock
+            client=redis_client(settings.redis_url, pool=settings.redis_pool),
+            prefix=settings.redis_prefix,
+            lock_timeout=lock,
         )
         return store, "redis"
     path = settings.data_dir / "dari.sqlite3"
@@ -118,11 +120,13 @@ def create_app(settings: Settings) -> web.Application:
             log.warning("no LLM configured: users will be told the assistant is not set up yet")
         queue = open_queue(
             redis_url=settings.redis_url,
+            pool=settings.redis_pool,
             prefix=settings.redis_prefix,
             name=app[WORKER].name,
             lease=settings.job_lease,
+            claim=claims_in(store),
         )
-        app[WORKER].attach(queue)
+        app[WORKER].attach(queue, claim=claims_in(store))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             app[HTTP] = http
             app[STORE] = store

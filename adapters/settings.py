@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Memory
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     redis_prefix: str = Field(default="dari", min_length=1, validation_alias=_env("DARI_REDIS_PREFIX"))
+    # Connections per Redis client (store, rate limits, job queue: three per process); callers
+    # beyond it wait for a free one instead of failing.
+    redis_pool: int = Field(default=64, ge=1, le=10_000, validation_alias=_env("DARI_REDIS_POOL"))
     data_dir: Path = Field(default=Path(".dari"), validation_alias=_env("DARI_DATA_DIR"))
     bots_dir: Path = Field(default=DEFAULT_BOTS_DIR, validation_alias=_env("DARI_BOTS_DIR"))
 

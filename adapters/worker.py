@@ -11,29 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
 import uuid
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
-from redis.asyncio import Redis
 
+from adapters.protection import redis_client
 from adapters.runtime import TaskSet
 from core.errors import StoreError
 from core.jobs import Claim, Job, JobQueue
-from core.jobs_local import LocalQueue
+from core.jobs_local import ClaimSeen, LocalQueue
+from core.loops import Loop
+from core.memory.base import Store
 from core.memory.redis_jobs import RedisQueue
 
-__all__ = ["WORKER", "Deliverer", "Delivery", "Worker", "open_queue", "order_wait", "process_name"]
+__all__ = [
+    "WORKER",
+    "Deliverer",
+    "Delivery",
+    "Worker",
+    "claims_in",
+    "open_queue",
+    "order_wait",
+    "process_name",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a job that took down this many processes is dropped, not passed on again
 TAKEOVER_BATCH = 50
-RETRY_AFTER = 5.0  # after the queue failed, seconds before a message tries it again (acks stay quick)
+CONTROL_POOL = 4  # connections for renewals, takeovers and turn checks, apart from the jobs' own
+OUTAGE_HOLD = 1.5  # how long a message waits for the queue to come back before it runs without it
+OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
+PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
 
 
 def process_name() -> str:
@@ -98,9 +115,15 @@ class Worker:
         self._queue: JobQueue = LocalQueue()
         self._fallback = LocalQueue()
         self._running: dict[str, tuple[Claim, JobQueue, asyncio.Task[None]]] = {}
-        self._loops: list[asyncio.Task[None]] = []
-        self._degraded = False
-        self._retry_at = 0.0
+        self._loops: list[Loop] = []
+        self._down_since: float | None = None  # when the queue stopped answering, while it does not
+        self._last_failure = -math.inf  # loop time of the queue's latest failure
+        self._back = asyncio.Event()
+        self._back.set()
+        self._probe: Loop | None = None
+        self._probe_pause = PROBE[0]
+        self._stopping = False
+        self._settling: set[str] = set()  # entries of answered jobs being removed from the queue
 
     @property
     def durable(self) -> bool:
@@ -114,9 +137,15 @@ class Worker:
         """Let jobs of ``door`` be answered by ``deliverer``."""
         self._deliverers[door] = deliverer
 
-    def attach(self, queue: JobQueue) -> None:
-        """Record jobs in ``queue`` from now on (the in-process queue until then)."""
+    def attach(self, queue: JobQueue, *, claim: ClaimSeen | None = None) -> None:
+        """Record jobs in ``queue`` from now on (the in-process queue until then).
+
+        ``claim`` (the store's ``claim``) dedupes messages when they cannot go to a durable
+        queue, which claims them itself, with the job.
+        """
         self._queue = queue
+        if claim is not None:
+            self._fallback = LocalQueue(claim=claim)
 
     def start(self) -> None:
         """Renew leases and look for orphaned jobs until ``stop`` (durable queues only).
@@ -124,42 +153,79 @@ class Worker:
         Call it once every door has added its deliverer: orphans are taken over at once.
         """
         if self._queue.durable and not self._loops:
+            # Jitter, so that the processes of one deployment do not look for orphans in step.
             self._loops = [
-                asyncio.create_task(self._renewing(), name="jobs-renew"),
-                asyncio.create_task(self._taking_over(), name="jobs-takeover"),
+                Loop(self._renew, every=self._lease / 3, name="jobs-renew"),
+                Loop(
+                    self._take_over,
+                    every=lambda: self._lease / 2 * random.uniform(0.5, 1.0),
+                    name="jobs-takeover",
+                    at_once=True,  # orphans left by a process that died before this one started
+                ),
             ]
 
-    async def submit(self, job: Job) -> None:
-        """Record ``job`` and start it here. Returns once the job is recorded.
+    async def submit(self, job: Job, *, seen: Mapping[str, float] | None = None) -> bool:
+        """Claim the message's dedupe tokens (``seen``: token -> seconds), record ``job`` and start
+        it here. Returns once the job is recorded; False, with nothing recorded, for a message
+        seen before.
 
         When the durable queue cannot record it (Redis down), the job runs anyway, without
-        durability: answering matters more than surviving a crash that has not happened.
+        durability and without its place among the conversation's messages in other processes:
+        answering matters more than surviving a crash that has not happened. In the first
+        seconds of an outage a message first waits a little for the queue: a Redis restart or
+        failover is over in about a second, and waiting it out keeps every guarantee.
         """
-        queue = self._queue
-        if self._degraded and asyncio.get_running_loop().time() < self._retry_at:
-            queue = self._fallback
-        try:
-            claim = await queue.put(job)
-        except StoreError as error:
-            self._failed(error)
-            queue = self._fallback
-            claim = await queue.put(job)
-        else:
-            if queue is self._queue:
-                self._recovered()
+        if self._down_since is None:
+            try:
+                return self._start(await self._queue.put(job, seen=seen), self._queue)
+            except StoreError as error:
+                self._failed(error)
+        await self._wait_for_queue()
+        if self._down_since is None:
+            try:
+                return self._start(await self._queue.put(job, seen=seen), self._queue)
+            except StoreError as error:
+                self._failed(error)
+        return self._start(await self._fallback.put(job, seen=seen), self._fallback)
+
+    def _start(self, claim: Claim | None, queue: JobQueue) -> bool:
+        if claim is None:
+            return False
         self._run(claim, queue)
+        return True
+
+    async def _wait_for_queue(self) -> None:
+        assert self._down_since is not None
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._down_since < OUTAGE_SHORT:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._back.wait(), timeout=OUTAGE_HOLD)
 
     def _failed(self, error: StoreError) -> None:
-        # Said once per outage, not once per message or per loop round.
-        if not self._degraded:
-            log.error("jobs cannot be recorded (%s): answering without durability until it returns", error)
-        self._degraded = True
-        self._retry_at = asyncio.get_running_loop().time() + RETRY_AFTER
+        now = asyncio.get_running_loop().time()
+        self._last_failure = now
+        if self._down_since is not None:
+            return  # said once per outage, not once per message or per loop round
+        log.error("jobs cannot be recorded (%s): answering without durability until it returns", error)
+        self._down_since = now
+        self._back.clear()
+        self._probe_pause = PROBE[0]
+        self._probe = Loop(self._probe_round, every=lambda: self._probe_pause, name="jobs-probe")
 
-    def _recovered(self) -> None:
-        if self._degraded and self._queue.durable:
-            log.info("jobs are recorded again")
-        self._degraded = False
+    async def _probe_round(self) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._queue.ping()
+        except StoreError:
+            self._last_failure = loop.time()
+            self._probe_pause = min(self._probe_pause * 2, PROBE[1])
+            return True  # Redis is still away: ask again soon
+        if self._down_since is not None:
+            log.warning("jobs are recorded again after %.1f s", loop.time() - self._down_since)
+        self._down_since = None
+        self._back.set()
+        await self._renew()  # at once: nobody could renew during the outage
+        return False
 
     def _run(self, claim: Claim, queue: JobQueue) -> None:
         key = claim.entry or claim.job.id
@@ -170,49 +236,57 @@ class Worker:
     async def _deliver(self, claim: Claim, queue: JobQueue) -> None:
         job = claim.job
         deliverer = self._deliverers.get(job.door)
-        if deliverer is None:
-            log.error("no deliverer for %s jobs here: job dropped", job.door, extra={"job": job.id})
-        else:
-            async with queue.turn(claim, wait=self._order_wait):
+        async with queue.turn(claim, wait=self._order_wait):
+            if deliverer is None:
+                log.error("no deliverer for %s jobs here: job dropped", job.door, extra={"job": job.id})
+            else:
                 try:
                     await deliverer.deliver(Delivery(claim=claim, queue=queue, marks=dict(claim.marks)))
                 except Exception:
                     # A bug or a broken store. Running it again would most likely fail the same way.
                     log.exception("job failed", extra={"job": job.id, "door": job.door})
-        try:
-            await queue.done(claim)
-        except StoreError as error:
-            log.warning("job answered but not cleared (%s): it may be answered again", error)
-
-    async def _renewing(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            mine = [(c, t) for c, q, t in self._running.values() if q is self._queue and c.entry]
+            self._settling.add(claim.entry)  # being removed: no longer renewed, not lost either
             try:
-                held = await self._queue.renew([c for c, _ in mine])
+                await queue.done(claim)  # inside the turn: it passes the turn on
             except StoreError as error:
-                self._failed(error)
-                continue
-            for claim, task in mine:
-                if claim.entry not in held and not task.done():
-                    # Another process took it over (this one stalled past the lease): it answers.
-                    log.warning("job lease lost; stopping here", extra={"job": claim.job.id})
-                    task.cancel()
+                log.warning("job answered but not cleared (%s): it may be answered again", error)
+            finally:
+                self._settling.discard(claim.entry)
 
-    async def _taking_over(self) -> None:
-        while True:
+    async def _renew(self) -> None:
+        mine = [
+            (c, t)
+            for c, q, t in self._running.values()
+            if q is self._queue and c.entry and c.entry not in self._settling
+        ]
+        try:
+            held = await self._queue.renew([c for c, _ in mine])
+        except StoreError as error:
+            self._failed(error)
+            return
+        for claim, task in mine:
+            if claim.entry not in held and not task.done() and claim.entry not in self._settling:
+                # Another process took it over (this one stalled past the lease): it answers.
+                log.warning("job lease lost; stopping here", extra={"job": claim.job.id})
+                task.cancel()
+
+    def _may_take_over(self) -> bool:
+        # Right after an outage every lease looks expired, as nobody could renew: wait a lease
+        # more, so that the processes still running their jobs renew them first.
+        elapsed = asyncio.get_running_loop().time() - self._last_failure
+        return self._down_since is None and elapsed >= self._lease
+
+    async def _take_over(self) -> None:
+        while self._may_take_over() and not self._stopping:
             try:
                 claims = await self._queue.takeover(count=TAKEOVER_BATCH)
             except StoreError as error:
                 self._failed(error)
-                claims = []
-            else:
-                self._recovered()
+                return
             for claim in claims:
                 self._adopt(claim)
             if len(claims) < TAKEOVER_BATCH:
-                # Jitter, so that the processes of one deployment do not poll in step.
-                await asyncio.sleep(self._lease / 2 * random.uniform(0.5, 1.0))
+                return  # the rest waits for the next round
 
     def _adopt(self, claim: Claim) -> None:
         job = claim.job
@@ -230,10 +304,10 @@ class Worker:
 
     async def stop(self, grace: float) -> None:
         """Take no more orphans; let running jobs finish for ``grace`` s; give the rest back."""
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        self._loops = []
+        self._stopping = True
+        loops = [*self._loops, *([self._probe] if self._probe else [])]
+        await asyncio.gather(*(loop.stop() for loop in loops))
+        self._loops, self._probe = [], None
         loop_time = asyncio.get_running_loop().time
         deadline = loop_time() + grace
         while self._running and (left := deadline - loop_time()) > 0:
@@ -255,13 +329,25 @@ class Worker:
 WORKER = web.AppKey("worker", Worker)
 
 
-def open_queue(*, redis_url: str | None, prefix: str, name: str, lease: float) -> JobQueue:
-    """The Redis Stream queue when Redis is set (shared, durable), else the in-process queue."""
+def claims_in(store: Store) -> ClaimSeen:
+    """Dedupe claims in ``store`` (for the in-process queues; Redis claims with the job)."""
+
+    async def claim(token: str, ttl: float) -> bool:
+        return await store.claim(token, ttl=ttl)
+
+    return claim
+
+
+def open_queue(
+    *, redis_url: str | None, pool: int, prefix: str, name: str, lease: float, claim: ClaimSeen
+) -> JobQueue:
+    """The Redis Stream queue when Redis is set (shared, durable), else the in-process queue
+    (which dedupes through ``claim``, the store's)."""
     if not redis_url:
-        return LocalQueue()
+        return LocalQueue(claim=claim)
     # Short socket timeouts: a vanished Redis must not hold an acknowledgement for minutes.
-    client = Redis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=10.0)
-    return RedisQueue(client=client, prefix=prefix, consumer=name, lease=lease)
+    client, control = redis_client(redis_url, pool=pool), redis_client(redis_url, pool=CONTROL_POOL)
+    return RedisQueue(client=client, control=control, prefix=prefix, consumer=name, lease=lease)
 
 
 def order_wait(*, lease: float, llm_timeout: float, llm_attempts: int) -> float:

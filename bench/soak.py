@@ -67,7 +67,7 @@ class Plan:
     llm_timeout: float = 2.0
     slow_seconds: float = 4.0
     llm_retries: int = 1
-    lease: float = 2.0
+    lease: float = 5.0
     kill_at: float = 0.3
     redis_restart_at: float = 0.6
     settle_timeout: float = 180.0
@@ -404,7 +404,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None) -> dict[str, Any]:
         "window_stalls": state.stalls,
         "jobs_left_in_stream": left,
         "exit_codes": codes,
-        "service_warnings": dict(warnings.most_common(12)),
+        "service_warnings": dict(warnings.most_common(30)),
         "send_seconds": round(sent_in, 1),
         "duration_seconds": round(answered_in, 1),
         "throughput": round(sum(len(q) for q in state.sent) / answered_in, 1) if answered_in else 0.0,

@@ -117,21 +117,28 @@ class Engine:
         if self._summarizer is not None:
             await self._summarizer.close(timeout)
 
-    async def accept(self, inbound: Inbound) -> bool:
-        """Claim a message as new (platform and message id): False for a duplicate.
-
-        Doors that queue messages accept them before acknowledging the platform, then
-        answer with ``stream(inbound, accepted=True)``.
-        """
+    def seen(self, inbound: Inbound) -> dict[str, float]:
+        """The message's dedupe token with its lifetime in seconds, for a door that queues the
+        message: the queue claims it with the job (``Worker.submit``), then the door answers
+        with ``stream(inbound, accepted=True)``."""
         key = inbound.key
         # Message ids are unique within a chat (Slack ts is per channel), not across chats.
         chat = ConversationKey(
             platform=key.platform, tenant=key.tenant, conversation=key.conversation, bot=key.bot
         )
-        if await self._store.claim(f"{chat.id}:{inbound.message_id}", ttl=DEDUPE_TTL):
-            return True
-        log.info("duplicate message dropped", extra={"conversation": key.id})
+        return {f"{chat.id}:{inbound.message_id}": DEDUPE_TTL}
+
+    def dropped(self, inbound: Inbound) -> None:
+        """Log and count a message dropped as seen before."""
+        log.info("duplicate message dropped", extra={"conversation": inbound.key.id})
         self._report(inbound, "duplicate")
+
+    async def accept(self, inbound: Inbound) -> bool:
+        """Claim a message as new (platform and message id): False for a duplicate."""
+        [(token, ttl)] = self.seen(inbound).items()
+        if await self._store.claim(token, ttl=ttl):
+            return True
+        self.dropped(inbound)
         return False
 
     async def respond(self, inbound: Inbound, *, accepted: bool = False) -> str:

@@ -162,9 +162,12 @@ class JobQueue(Protocol):
         """True when jobs survive the death of the process that accepted them."""
         ...
 
-    async def put(self, job: Job) -> Claim:
+    async def put(self, job: Job, *, seen: Mapping[str, float] | None = None) -> Claim | None:
         """Record the job (before the platform is acknowledged) and hold it for this process.
 
+        ``seen`` are the message's dedupe tokens with their lifetimes (seconds): they are
+        claimed with the job, so that a message is never marked seen without being queued.
+        Returns None, recording nothing, when one of them was claimed before (a redelivery).
         The returned claim's job carries its ticket in its conversation.
 
         Raises:
@@ -185,7 +188,12 @@ class JobQueue(Protocol):
         ...
 
     async def done(self, claim: Claim) -> None:
-        """The job is answered: forget it."""
+        """The job is answered: forget it and pass its conversation's turn on. Call it inside
+        ``turn``; a durable queue keeps trying through a short outage before it raises.
+
+        Raises:
+            StoreError: the job could not be removed (it will be taken over and delivered again).
+        """
         ...
 
     async def mark(self, claim: Claim, name: str, value: str) -> None:
@@ -194,7 +202,16 @@ class JobQueue(Protocol):
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:
         """Hold the job's turn in its conversation: wait (up to ``wait`` seconds) until every
-        earlier job of the conversation is done, and pass the turn on when leaving."""
+        earlier job of the conversation is done. Leaving without ``done`` (cancelled) keeps later
+        jobs waiting for whoever takes this one over, when the queue is durable."""
+        ...
+
+    async def ping(self) -> None:
+        """Check that the queue answers.
+
+        Raises:
+            StoreError: it does not.
+        """
         ...
 
     async def close(self) -> None:

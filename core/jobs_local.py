@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 
 from core.jobs import Claim, Job
 
-__all__ = ["LocalQueue", "LocalTurns"]
+__all__ = ["ClaimSeen", "LocalQueue", "LocalTurns"]
 
 log = logging.getLogger(__name__)
+
+ClaimSeen = Callable[[str, float], Awaitable[bool]]
+"""Claims a dedupe token for so many seconds; False when it was claimed before."""
 
 
 class LocalTurns:
@@ -52,14 +55,23 @@ class LocalTurns:
 
 
 class LocalQueue:
-    """Jobs in this process only: ordered per conversation, lost if the process dies."""
+    """Jobs in this process only: ordered per conversation, lost if the process dies.
+
+    Args:
+        claim: claims a dedupe token for a lifetime (the store's ``claim``); without it,
+            every message counts as new.
+    """
 
     durable = False
 
-    def __init__(self) -> None:
+    def __init__(self, claim: ClaimSeen | None = None) -> None:
         self._turns = LocalTurns()
+        self._claim = claim
 
-    async def put(self, job: Job) -> Claim:
+    async def put(self, job: Job, *, seen: Mapping[str, float] | None = None) -> Claim | None:
+        for token, ttl in (seen or {}).items():
+            if self._claim is not None and not await self._claim(token, ttl):
+                return None
         ticket = self._turns.take(job.inbound.key.id)
         return Claim(job=replace(job, ticket=ticket))
 
@@ -80,6 +92,9 @@ class LocalQueue:
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:
         return self._turns.hold(claim.job.inbound.key.id, claim.job.ticket, wait=wait)
+
+    async def ping(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -93,8 +93,8 @@ class Responder:
         if not (command := to_command(form)):
             return
         inbound = command_inbound(command, bot=self._options.bot)
-        if await self._engine.accept(inbound):
-            await self._submit(inbound, to_command_target(command))
+        if not await self._submit(inbound, to_command_target(command), seen=self._engine.seen(inbound)):
+            self._engine.dropped(inbound)
 
     async def _first(self, token: str) -> bool:
         """True when ``token`` was not claimed before, here or in another process."""
@@ -104,18 +104,20 @@ class Responder:
         return ":".join(("slack", self._options.bot, tenant, *parts))
 
     async def _accept(self, message: SlackMessage) -> None:
-        if message.event_id and not await self._first(self._token(message.tenant, "event", message.event_id)):
-            return  # a retry of a delivery we already took
         inbound = to_inbound(message, bot=self._options.bot)
         if message.kind == "follow_up" and not await self._takes_part(inbound.key):
             return
-        if not await self._first(self._token(message.tenant, "message", message.channel, message.ts)):
-            return  # the same message delivered as app_mention and as message.channels
-        await self._submit(inbound, to_message_target(message))
+        # Claimed with the job, in one step: a retry of a delivery we already took, or the same
+        # message delivered as app_mention and as message.channels, is dropped.
+        seen = {self._token(message.tenant, "message", message.channel, message.ts): SEEN_TTL}
+        if message.event_id:
+            seen[self._token(message.tenant, "event", message.event_id)] = SEEN_TTL
+        if not await self._submit(inbound, to_message_target(message), seen=seen):
+            log.info("Slack redelivery dropped", extra={"conversation": inbound.key.id})
 
-    async def _submit(self, inbound: Inbound, target: dict[str, Any]) -> None:
+    async def _submit(self, inbound: Inbound, target: dict[str, Any], *, seen: Mapping[str, float]) -> bool:
         job = new_job(door="slack", inbound=inbound, target=target, origin=self._worker.name)
-        await self._worker.submit(job)
+        return await self._worker.submit(job, seen=seen)
 
     async def _takes_part(self, key: ConversationKey) -> bool:
         """A channel thread is followed once the bot has answered in it (and not been reset)."""

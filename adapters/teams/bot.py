@@ -106,13 +106,12 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]  # the SDK is untyped
         if not direct and not mentions_bot(activity):
             return  # with extra permissions Teams may deliver unaddressed group messages
         inbound = to_inbound(activity, bot=self._bot)
-        if not await turn.engine.accept(inbound):
-            return
-        # Recorded before the HTTP response goes; the answer is sent proactively (deliver.py).
+        # Claimed and recorded together before the HTTP response goes; the answer is sent
+        # proactively (deliver.py).
         target = teams_target(turn_context, direct=direct)
-        await turn.worker.submit(
-            new_job(door="teams", inbound=inbound, target=target, origin=turn.worker.name)
-        )
+        job = new_job(door="teams", inbound=inbound, target=target, origin=turn.worker.name)
+        if not await turn.worker.submit(job, seen=turn.engine.seen(inbound)):
+            turn.engine.dropped(inbound)
 
     async def on_members_added_activity(self, members_added: list[Any], turn_context: Any) -> None:
         turn = _turn(turn_context)

@@ -21,17 +21,22 @@ script stay legal.
                                     set: the ids of conversations the user wrote in, and
                                     "#facts:<bot>" for each bot holding their facts; for
                                     forget_user and export_user; expires with its longest-lived member
-    <p>:seen:<sha256>               "1" while a message counts as seen (dedupe); the token is
-                                    hashed so that no id outlives an erasure; expires after ttl
+    <p>:seen:{<p>:jobs}:<sha256>    "1" while a message counts as seen (dedupe); the token is
+                                    hashed so that no id outlives an erasure; expires after ttl;
+                                    in the job stream's slot, so that a door's claim and the job
+                                    it queues are written by one script (redis_jobs.py)
     <p>:rate:<scope>:<sha256>       string "<tokens> <ms>": a rate-limit bucket of a user or a tenant
                                     (``redis_limits.py``); the id is hashed as for seen; expires
                                     when the bucket would be full again
-    <p>:order:{<sha>}:ticket        integer, the last ticket given to a queued job of the conversation
+    <p>:order:{<p>:jobs}:<sha>:ticket
+                                    integer, the last ticket given to a queued job of the conversation
                                     whose id hashes to <sha> (core/memory/redis_jobs.py; hashed
-                                    like dedupe marks); expires after 3 days
-    <p>:order:{<sha>}:served        integer, the highest ticket whose job is done; expires with it
+                                    like dedupe marks; in the job stream's slot); expires after 3 days
+    <p>:order:{<p>:jobs}:<sha>:served
+                                    integer, the highest ticket whose job is done; expires with it
     <p>:jobs                        stream of accepted messages not answered yet ({"job": JSON,
-                                    text masked}); consumer group "dari", one consumer per process;
+                                    text masked, "ticket": n}); consumer group "dari", one
+                                    consumer per process;
                                     entries are deleted once answered; capped at ~100,000
     <p>:job:{<job id>}              hash: what a job's delivery already did ("#attempt" and door
                                     marks such as a Slack message ts); deleted with the job,
@@ -47,7 +52,6 @@ pending answer; per person and bot, at most ``MAX_FACTS`` facts of ``MAX_FACT_CH
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -59,6 +63,7 @@ from redis.exceptions import RedisError, WatchError
 
 from core.errors import ConfigError, StoreError
 from core.locks import KeyedLocks
+from core.loops import Loop
 from core.memory import redis_people as people
 from core.memory.base import Remembered, UserExport
 from core.memory.redis_codec import Keys, dump_summary, dump_turn, load_fact, load_summary, load_turn, text
@@ -83,16 +88,15 @@ return last
 """
 
 
-async def _renew(lock: Lock, every: float) -> None:
+async def _renew(lock: Lock) -> bool:
     # The lock lives as long as its holder: a short expiry, renewed while the turn runs, so that
     # a process killed mid-turn blocks its conversation for seconds, not minutes.
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await lock.reacquire()
-        except RedisError as error:  # lost (or Redis away): the turn goes on, as before
-            log.warning("could not extend a conversation lock: %s", type(error).__name__)
-            return
+    try:
+        await lock.reacquire()
+    except RedisError as error:  # lost (or Redis away): the turn goes on, as before
+        log.warning("could not extend a conversation lock: %s", type(error).__name__)
+        return False
+    return True
 
 
 def _ms(seconds: float) -> int:
@@ -270,12 +274,12 @@ class RedisStore:
             )
             with _errors():
                 await lock.acquire()
-            renewing = asyncio.create_task(_renew(lock, self.lock_timeout / 3), name="conversation-lock")
+            # Stopped by a flag, not by cancelling: see core/loops.py.
+            renewing = Loop(lambda: _renew(lock), every=self.lock_timeout / 3, name="conversation-lock")
             try:
                 yield
             finally:
-                renewing.cancel()
-                await asyncio.gather(renewing, return_exceptions=True)
+                await renewing.stop()
                 try:
                     await lock.release()
                 except RedisError as error:  # LockNotOwnedError too: it outlived lock_timeout

@@ -59,8 +59,13 @@ class Keys:
     def facts(self, user: UserKey) -> str:
         return f"{self.prefix}:facts:{user.id}"
 
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
     def seen(self, token: str) -> str:
-        return f"{self.prefix}:seen:{seen_digest(token)}"
+        # In the job stream's Cluster slot: a door claims a message and queues it in one script.
+        return f"{self.prefix}:seen:{{{self.jobs}}}:{seen_digest(token)}"
 
     def rate(self, scope: str, key: str) -> str:
         return f"{self.prefix}:rate:{_quote(scope)}:{seen_digest(key)}"

@@ -2,10 +2,17 @@
 
 Keys (documented with the rest in ``core/memory/redis.py``)::
 
-    <p>:jobs                     stream of {"job": JSON}; consumer group "dari", one consumer per process
-    <p>:job:{<job id>}           hash: delivery marks of a job and "#attempt"; deleted when done
-    <p>:order:{<sha>}:ticket     integer, the last ticket given to a job of the conversation
-    <p>:order:{<sha>}:served     integer, the highest ticket whose job is done
+    <p>:jobs                          stream of {"job": JSON, "ticket": n}; consumer group "dari",
+                                      one consumer per process
+    <p>:seen:{<p>:jobs}:<sha>         a message's dedupe mark (the store's, core/memory/redis.py)
+    <p>:job:{<job id>}                hash: delivery marks of a job and "#attempt"; deleted when done
+    <p>:order:{<p>:jobs}:<sha>:ticket integer, the last ticket given to a job of the conversation
+    <p>:order:{<p>:jobs}:<sha>:served integer, the highest ticket whose job is done
+
+The order keys share the stream's Cluster slot (their hash tag is the stream's name), so that one
+script gives a job its ticket and adds it, and one script marks it served and removes it: a
+ticket never exists without its job, and a job is never gone with its turn still held, whatever
+fails between two commands.
 
 The accepting process takes its own job in the same script that adds it (XADD, then
 XREADGROUP ">" as itself), so a job starts at once where it was accepted, and no other process
@@ -17,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext, suppress
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import replace
 
 from redis.asyncio import Redis
@@ -26,7 +34,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from core.errors import StoreError
 from core.jobs import Claim, Job, dump_job, load_job
+from core.loops import Loop
 from core.memory.base import seen_digest
+from core.memory.redis_codec import Keys
 
 __all__ = ["GROUP", "RedisQueue"]
 
@@ -37,20 +47,43 @@ MAX_LENGTH = 100_000  # entries kept (approximately); only unanswered jobs stay 
 STATE_TTL = 86400.0  # delivery marks outlive any lease and retry
 TICKET_TTL = 3 * 86400.0  # like dedupe marks: a conversation idle this long starts again at 1
 OUTAGE_WAIT = 5.0  # how long a job waits for an unreachable Redis to tell it its turn
-_POLL = (0.02, 0.5)  # the first and the longest pause between checks of a conversation's turn
+SETTLE_WAIT = 60.0  # how long an answered job keeps trying to be marked done through an outage
+_POLL = (0.02, 0.5)  # the first and the longest pause between tries of a job's removal
+WATCH_EVERY = 0.05  # seconds between reads of the turns that jobs of this process wait for
 _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
 GONE_AFTER = 3600.0  # a consumer idle this long, holding nothing, is forgotten
 
-# Add the job and take it as this consumer, atomically: nobody else can read it first.
+# Claim the message's dedupe tokens (KEYS[4..], nothing is written when one was claimed before),
+# give the job the next ticket of its conversation, add it and take it as this consumer, all at
+# once: nobody else can read it first, no ticket is given without its job, and a message is
+# never marked seen without being queued (a process killed in between would lose it for good).
 _PUT = """
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return false end
+end
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 2])
+end
+local ticket = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[5], 'ticket', ticket)
 local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
 if not read or read[1][2][1][1] ~= id then
   redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
 end
-return id
+return {id, ticket}
+"""
+
+# The job is answered: pass its conversation's turn on and remove it, atomically.
+_DONE = """
+if tonumber(ARGV[2]) > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
+redis.call('XDEL', KEYS[1], ARGV[4])
 """
 
 # Reset the idle time of entries this consumer still owns (renew: 0; release: the lease).
@@ -64,19 +97,6 @@ for i = 4, #ARGV do
   end
 end
 return held
-"""
-
-_TICKET = """
-local ticket = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return ticket
-"""
-
-_SERVED = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
 """
 
 
@@ -101,6 +121,9 @@ class RedisQueue:
 
     Args:
         client: owned: ``close`` closes it.
+        control: owned too: a client of its own for lease renewals, takeovers and turn
+            checks, so that they never wait behind the jobs' own traffic for a connection
+            (late renewals let other processes take running jobs over); ``client`` if None.
         prefix: the store's key prefix.
         consumer: this process's name in the consumer group (unique per process start).
         lease: seconds after which a job its process did not renew may be taken over.
@@ -108,19 +131,22 @@ class RedisQueue:
 
     durable = True
 
-    def __init__(self, *, client: Redis, prefix: str, consumer: str, lease: float) -> None:
+    def __init__(
+        self, *, client: Redis, prefix: str, consumer: str, lease: float, control: Redis | None = None
+    ) -> None:
         self._client = client
+        self._control = control or client
         self._prefix = prefix
-        self._stream = f"{prefix}:jobs"
+        self._keys = Keys(prefix)
+        self._stream = self._keys.jobs
         self._consumer = consumer
         self._lease = lease
         self._cursor = "0-0"
         self._put = client.register_script(_PUT)
-        self._hold = client.register_script(_HOLD)
-        self._ticket = client.register_script(_TICKET)
-        self._served = client.register_script(_SERVED)
-        self._advanced: dict[str, asyncio.Event] = {}
-        self._pruned_at = 0.0
+        self._hold = self._control.register_script(_HOLD)
+        self._done = client.register_script(_DONE)
+        self._turns = _Turns(self._read_served)
+        self._pruned_at = -math.inf  # the first takeover looks at once
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, consumer: str, lease: float) -> RedisQueue:
@@ -131,18 +157,32 @@ class RedisQueue:
 
     def _conv(self, conversation: str, part: str) -> str:
         # Hashed like dedupe marks: a conversation id names a person (a Kakao chat is its user),
-        # and these counters outlive an erasure.
-        return f"{self._prefix}:order:{{{seen_digest(conversation)}}}:{part}"
+        # and these counters outlive an erasure. The stream's name is their hash tag (see above).
+        return f"{self._prefix}:order:{{{self._stream}}}:{seen_digest(conversation)}:{part}"
 
-    async def put(self, job: Job) -> Claim:
+    async def put(self, job: Job, *, seen: Mapping[str, float] | None = None) -> Claim | None:
         conv = job.inbound.key.id
+        tokens = dict(seen or {})
+        keys = [
+            self._stream,
+            self._conv(conv, "ticket"),
+            self._conv(conv, "served"),
+            *(self._keys.seen(token) for token in tokens),
+        ]
+        args: list[str | int] = [
+            GROUP,
+            self._consumer,
+            MAX_LENGTH,
+            _ms(TICKET_TTL),
+            dump_job(job),
+            *(_ms(ttl) for ttl in tokens.values()),
+        ]
         with _errors():
-            keys = [self._conv(conv, "ticket"), self._conv(conv, "served")]
-            ticket = int(await self._ticket(keys=keys, args=[_ms(TICKET_TTL)]))
-            job = replace(job, ticket=ticket)
-            args: list[str | int] = [GROUP, self._consumer, MAX_LENGTH, dump_job(job)]
-            entry = _text(await self._put(keys=[self._stream], args=args))
-        return Claim(job=job, entry=entry)
+            put = await self._put(keys=keys, args=args)
+        if not put:
+            return None  # seen before: a redelivery
+        entry, ticket = put
+        return Claim(job=replace(job, ticket=int(ticket)), entry=_text(entry))
 
     async def renew(self, claims: Sequence[Claim]) -> set[str]:
         return await self._keep(claims, idle=0)
@@ -162,7 +202,7 @@ class RedisQueue:
     async def takeover(self, *, count: int) -> list[Claim]:
         with _errors():
             try:
-                cursor, entries, *rest = await self._client.xautoclaim(
+                cursor, entries, *rest = await self._control.xautoclaim(
                     self._stream, GROUP, self._consumer, _ms(self._lease), self._cursor, count=count
                 )
             except ResponseError as error:
@@ -188,12 +228,15 @@ class RedisQueue:
                 await self._client.xgroup_delconsumer(self._stream, GROUP, name)
 
     async def _claimed(self, entry: bytes, fields: dict[bytes, bytes]) -> Claim | None:
-        raw = fields.get(b"job") if fields else None
+        fields = fields or {}
+        ticket = fields.get(b"ticket", b"")
         try:
-            job = load_job(raw or b"")
+            job = load_job(fields.get(b"job") or b"")
+            if ticket:
+                job = replace(job, ticket=int(ticket))
         except ValueError as error:
             log.error("dropping an unreadable job: %s", error)
-            await self._forget(_text(entry), "")
+            await self._done(keys=[self._stream, self._stream], args=[GROUP, 0, 1, _text(entry)])
             return None
         state = self._state(job.id)
         async with self._client.pipeline(transaction=False) as pipe:
@@ -205,16 +248,28 @@ class RedisQueue:
         return Claim(job=job, entry=_text(entry), attempt=int(attempts) + 1, marks=marks)
 
     async def done(self, claim: Claim) -> None:
-        with _errors():
-            await self._forget(claim.entry, claim.job.id)
-
-    async def _forget(self, entry: str, job_id: str) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.xack(self._stream, GROUP, entry)
-            pipe.xdel(self._stream, entry)
-            if job_id:
-                pipe.delete(self._state(job_id))
-            await pipe.execute()
+        # Called inside the job's turn, so the next job of the conversation starts as this one
+        # is removed. Kept trying through a restart of Redis: a job answered but not removed would
+        # hold its conversation back until taken over, and be delivered again then.
+        job = claim.job
+        keys = [self._stream, self._conv(job.inbound.key.id, "served")]
+        args: list[str | int] = [GROUP, job.ticket, _ms(TICKET_TTL), claim.entry]
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + SETTLE_WAIT, _POLL[0]
+        while True:
+            try:
+                with _errors():
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        await self._done(keys=keys, args=args, client=pipe)
+                        pipe.delete(self._state(job.id))
+                        await pipe.execute()
+                self._turns.advance(job.inbound.key.id, job.ticket)  # a job waiting here starts at once
+                return
+            except StoreError:
+                if loop.time() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)  # Redis is away: try again soon
+            pause = min(pause * 2, _POLL[1])
 
     async def mark(self, claim: Claim, name: str, value: str) -> None:
         state = self._state(claim.job.id)
@@ -225,61 +280,96 @@ class RedisQueue:
                 await pipe.execute()
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:
+        # Jobs put before tickets shared the stream's slot carry none: they keep no order.
         if claim.job.ticket <= 0:
             return nullcontext()
         return self._turn(claim.job.inbound.key.id, claim.job.ticket, wait)
 
     @asynccontextmanager
     async def _turn(self, conv: str, ticket: int, wait: float) -> AsyncIterator[None]:
-        await self._await_turn(conv, ticket, wait)
-        # Cancelled (shutdown, lease lost), the job is not done: whoever takes it over passes
-        # the turn on, and later messages of the conversation wait for it.
-        yield
         try:
             with _errors():
-                await self._served(keys=[self._conv(conv, "served")], args=[ticket, _ms(TICKET_TTL)])
-        except StoreError as error:
-            log.warning("could not pass the conversation's turn on: %s", error)
-        if (event := self._advanced.pop(conv, None)) is not None:
-            event.set()  # a job of the same conversation waiting here checks at once
+                served = int(await self._client.get(self._conv(conv, "served")) or 0)
+        except StoreError:
+            served = -1  # unknown: the watcher reads it again, and knows how long to wait for Redis
+        if served < ticket - 1:
+            await self._turns.wait(conv, ticket, wait=wait)
+        # ``done`` passes the turn on. Cancelled (shutdown, lease lost), the job is not done:
+        # whoever takes it over passes the turn on, and later messages of the conversation wait.
+        yield
 
-    async def _await_turn(self, conv: str, ticket: int, wait: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        pause = _POLL[0]
-        unreachable_since: float | None = None
-        while True:
-            try:
-                with _errors():
-                    served = int(await self._client.get(self._conv(conv, "served")) or 0)
-            except StoreError as error:
-                # A Redis restart takes a second or two: wait that long for it, so that order
-                # holds through it; a longer outage must not hold answers back.
-                now = loop.time()
-                unreachable_since = now if unreachable_since is None else unreachable_since
-                if now - unreachable_since >= min(OUTAGE_WAIT, wait) or now >= deadline:
-                    log.warning("cannot read the conversation's turn (%s): answering now", error)
-                    return
-                await asyncio.sleep(min(pause, deadline - now))  # Redis is away: check again soon
-                pause = min(pause * 2, _POLL[1])
-                continue
-            unreachable_since = None
-            if served >= ticket - 1:
-                return
-            left = deadline - loop.time()
-            if left <= 0:
-                log.warning("an earlier message is still unanswered; answering this one anyway")
-                return
-            event = self._advanced.setdefault(conv, asyncio.Event())
-            # Woken at once by a job of this process; jobs of other processes are polled.
-            with suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(pause, left))
-            pause = min(pause * 2, _POLL[1])
+    async def _read_served(self, conversations: Sequence[str]) -> list[int]:
+        # One round trip for every waiting conversation (one slot: legal on Cluster too).
+        with _errors():
+            values = await self._control.mget([self._conv(conv, "served") for conv in conversations])
+        return [int(value or 0) for value in values]
 
     async def ping(self) -> None:
         with _errors():
-            await self._client.ping()
+            await self._control.ping()
 
     async def close(self) -> None:
         with _errors():
             await self._client.aclose()
+            if self._control is not self._client:
+                await self._control.aclose()
+
+
+class _Turns:
+    """The jobs of this process waiting for their conversation's turn, watched together.
+
+    One read (``MGET`` of every waiting conversation's ``served``) every ``WATCH_EVERY`` s while
+    any job waits, however many wait: a thousand jobs each polling their own key kept Redis and
+    its connection pool so busy in the soak run that lease renewals came too late.
+    """
+
+    def __init__(self, read: Callable[[Sequence[str]], Awaitable[list[int]]]) -> None:
+        self._read = read
+        self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._watch: Loop | None = None
+        self._unreachable_since: float | None = None
+
+    async def wait(self, conversation: str, ticket: int, *, wait: float) -> None:
+        """Until every earlier ticket of the conversation is served (at most ``wait`` s)."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiting.setdefault(conversation, [])
+        waiters.append((ticket, turn))
+        if self._watch is None or self._watch.task.done():
+            self._watch = Loop(self._round, every=WATCH_EVERY, name="job-turns")
+        try:
+            await asyncio.wait_for(turn, timeout=wait)
+        except TimeoutError:
+            log.warning("an earlier message is still unanswered; answering this one anyway")
+        finally:
+            waiters.remove((ticket, turn))
+            if not waiters:
+                self._waiting.pop(conversation, None)
+
+    def advance(self, conversation: str, served: int) -> None:
+        """Tickets up to ``served`` are done: the jobs whose turn it is now go."""
+        for ticket, turn in self._waiting.get(conversation, ()):
+            if served >= ticket - 1 and not turn.done():
+                turn.set_result(None)
+
+    async def _round(self) -> bool:
+        if not self._waiting:
+            return False  # nobody waits: the next waiter starts the watch again
+        conversations = list(self._waiting)
+        try:
+            served = await self._read(conversations)
+        except StoreError as error:
+            # A Redis restart takes a second or two: wait that long for it, so that order holds
+            # through it; a longer outage must not hold answers back.
+            now = asyncio.get_running_loop().time()
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since >= OUTAGE_WAIT:
+                log.warning("cannot read the conversations' turns (%s): answering now", error)
+                for waiters in self._waiting.values():
+                    for _, turn in waiters:
+                        if not turn.done():
+                            turn.set_result(None)
+            return True
+        self._unreachable_since = None
+        for conversation, value in zip(conversations, served, strict=True):
+            self.advance(conversation, value)
+        return True

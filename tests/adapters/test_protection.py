@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from adapters.metrics import Metrics
-from adapters.protection import guard_llm, open_limiter, shield_store, watch
+from adapters.protection import guard_llm, open_limiter, redis_client, shield_store, watch
 from adapters.settings import Settings
 from core.breaker import BreakerState
 from core.limits import LocalRateLimiter, Rate
@@ -73,6 +74,23 @@ async def test_with_redis_limits_and_the_store_are_shared_and_shielded(redis_url
     finally:
         await limiter.close()
         await store.close()
+
+
+async def test_a_burst_past_the_connection_pool_waits_for_a_connection_instead_of_failing(
+    redis_url: str,
+) -> None:
+    # redis-py's default pool refuses the 101st concurrent command ("Too many connections"); a
+    # Redis back from a restart meets exactly such a burst of waiting jobs.
+    client = redis_client(redis_url, pool=2)
+    try:
+        names = {f"burst-{i}" for i in range(40)}
+        answers = await asyncio.gather(*(client.echo(name) for name in names))
+        assert {answer.decode() for answer in answers} == names
+        assert client.connection_pool.max_connections == 2
+        pool = client.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) == 2
+    finally:
+        await client.aclose()
 
 
 async def test_without_redis_limits_are_local_and_the_file_store_is_used_as_is(tmp_path: Path) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
 
+from adapters import worker as worker_module
 from adapters.runtime import TaskSet
 from adapters.worker import MAX_ATTEMPTS, Delivery, Worker
-from core.jobs import Job, new_job
+from core.errors import StoreError
+from core.jobs import Claim, Job, new_job
+from core.jobs_local import LocalQueue
 from core.memory.redis_jobs import RedisQueue
 from core.types import ConversationKey, Inbound
 from tests.support.redis import delete_prefix
@@ -194,3 +197,98 @@ async def test_jobs_are_recorded_again_once_redis_returns(caplog: pytest.LogCapt
                 await client.aclose()
     assert [text for text, _, _ in recorder.delivered] == ["장애 중 질문", "복구 후 질문"]
     assert sum("jobs cannot be recorded" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_message_during_a_redis_restart_waits_for_it_and_keeps_its_place(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the soak: messages accepted in the seconds of a Redis restart ran without a
+    # ticket, so they overtook earlier messages of their conversation held by another process.
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 30.0)  # however slow this machine restarts Redis
+    recorder = Recorder()
+    async with RedisServer() as server:
+        async with running(server.url, "dari", "restart", recorder, lease=60.0) as (worker, tasks):
+            await server.stop()
+            submitted = asyncio.create_task(worker.submit(job("재시작 중 질문")))
+            for _ in range(500):  # polling a condition: the submit has met the outage
+                if "jobs cannot be recorded" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert not submitted.done()
+            await server.start()
+            async with asyncio.timeout(10):
+                await submitted
+            await tasks.join()
+            client = Redis.from_url(server.url)
+            try:
+                tickets = [k async for k in client.scan_iter(match="dari:order:*:ticket")]
+                assert len(tickets) == 1 and await client.get(tickets[0]) == b"1"  # recorded, in order
+            finally:
+                await client.aclose()
+    assert [text for text, _, _ in recorder.delivered] == ["재시작 중 질문"]
+
+
+class FlakyQueue(LocalQueue):
+    """A durable-looking queue that is down while ``down`` is set; records renewals and takeovers."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.renewed: list[float] = []
+        self.looked: list[float] = []
+        self.failed: list[float] = []
+        self.changed = asyncio.Condition()
+
+    def _check(self) -> None:
+        if self.down:
+            self.failed.append(asyncio.get_running_loop().time())
+            raise StoreError("Redis job queue failed: Connection refused.")
+
+    async def _note(self, times: list[float]) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+            self._check()
+            times.append(asyncio.get_running_loop().time())
+
+    async def renew(self, claims: Sequence[Claim]) -> set[str]:
+        await self._note(self.renewed)
+        return {claim.entry for claim in claims}
+
+    async def takeover(self, *, count: int) -> list[Claim]:
+        await self._note(self.looked)
+        return []
+
+    async def ping(self) -> None:
+        self._check()
+
+
+async def test_after_an_outage_owners_renew_at_once_and_nobody_takes_over_for_a_lease() -> None:
+    # During an outage nobody can renew, so every lease looks expired when Redis returns:
+    # taking jobs over then would answer them twice.
+    lease = 0.3
+    queue, tasks = FlakyQueue(), TaskSet()
+    worker = Worker(tasks=tasks, name="flaky", lease=lease, order_wait=10.0)
+    worker.attach(queue)
+    worker.start()
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(10):
+            async with queue.changed:
+                await queue.changed.wait_for(lambda: bool(queue.looked))
+            queue.down = True
+            async with queue.changed:  # one of the worker's loops meets the outage
+                await queue.changed.wait_for(lambda: bool(queue.failed))
+            queue.down = False
+            back_at = loop.time()
+            looked_before = len(queue.looked)
+            async with queue.changed:
+                await queue.changed.wait_for(lambda: len(queue.looked) > looked_before)
+    finally:
+        await worker.stop(grace=1.0)
+    renewed_after = [t for t in queue.renewed if t >= back_at]
+    taken_after = [t for t in queue.looked if t >= back_at]
+    assert renewed_after and taken_after
+    assert renewed_after[0] < taken_after[0]
+    assert taken_after[0] - queue.failed[-1] >= lease  # a whole lease after the last failure

@@ -23,8 +23,9 @@ from adapters.middleware import errors_as_json
 from adapters.runtime import ENGINE, SETTINGS, TASKS, TaskSet
 from adapters.settings import Settings
 from adapters.slack import DoorOptions
-from adapters.worker import WORKER, Worker
+from adapters.worker import WORKER, Worker, claims_in
 from core.engine import Engine
+from core.jobs_local import LocalQueue
 from core.llm.base import LLM
 from core.persona import Persona
 from tests.support.fakes import InMemoryStore, ScriptedLLM
@@ -140,6 +141,7 @@ async def running_door(
         app[SETTINGS] = settings
         app[TASKS] = TaskSet()
         app[WORKER] = Worker(tasks=app[TASKS], name="test", lease=60.0, order_wait=30.0)
+        app[WORKER].attach(LocalQueue(claim=claims_in(store)), claim=claims_in(store))
         engine = Engine(store=store, llm=llm or scripted, personas={"default": PERSONA}, default_model="m")
         app[ENGINE] = engine
 

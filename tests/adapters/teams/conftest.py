@@ -22,8 +22,9 @@ from adapters.settings import DEFAULT_BOTS_DIR
 from adapters.teams import ROUTE, TeamsOptions, mount
 from adapters.teams.auth import BotFrameworkCloud
 from adapters.teams.stream import Pacing
-from adapters.worker import WORKER, Worker
+from adapters.worker import WORKER, Worker, claims_in
 from core.engine import Engine
+from core.jobs_local import LocalQueue
 from core.persona import load_personas
 from tests.support.botframework import BotConnector, StandInCredentialsFactory, TokenIssuer
 from tests.support.fakes import InMemoryStore, ScriptedLLM
@@ -91,6 +92,7 @@ async def run_door(
     app[SETTINGS] = settings
     app[TASKS] = TaskSet()
     app[WORKER] = Worker(tasks=app[TASKS], name="test", lease=60.0, order_wait=30.0)
+    app[WORKER].attach(LocalQueue(claim=claims_in(store)), claim=claims_in(store))
     app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -54,7 +54,7 @@ async def test_keys_follow_the_documented_layout(redis_store: RedisStore, redis_
         f"{p}:conv:{{{conv}}}:lock",
         f"{p}:facts:teams:default:tenant-1:29%3A1xyz",
         f"{p}:user:teams:tenant-1:29%3A1xyz",
-        f"{p}:seen:{digest}",
+        f"{p}:seen:{{{p}:jobs}}:{digest}",
     }
     assert f"{p}:conv:{{{conv}}}:lock" not in await keys(redis_client, p)
     items = await redis_client.lrange(f"{p}:conv:{{{conv}}}:turns", 0, -1)
@@ -102,7 +102,7 @@ async def test_every_key_carries_its_ttl(redis_store: RedisStore, redis_client: 
     assert 3590 <= await redis_client.ttl(f"{p}:user:teams:tenant-1:29%3A1xyz") <= 3600
     assert 80 <= await redis_client.ttl(f"{p}:conv:{{{conv}}}:pending") <= 90
     digest = hashlib.sha256(b"teams:default:tenant-1:act-2").hexdigest()[:40]
-    assert 590 <= await redis_client.ttl(f"{p}:seen:{digest}") <= 600
+    assert 590 <= await redis_client.ttl(f"{p}:seen:{{{p}:jobs}}:{digest}") <= 600
     async with redis_store.lock(KEY):
         lock_ttl = await redis_client.ttl(f"{p}:conv:{{{conv}}}:lock")
     assert redis_store.lock_timeout - 10 <= lock_ttl <= redis_store.lock_timeout

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from core.errors import StoreError
 from core.jobs import Claim, Job, new_job
 from core.memory import redis_jobs
 from core.memory.redis_jobs import GROUP, RedisQueue
@@ -128,6 +132,7 @@ async def test_jobs_of_one_conversation_take_their_turns_across_processes(
     async def take(queue: RedisQueue, claim: Claim) -> None:
         async with queue.turn(claim, wait=30.0):
             order.append(claim.job.inbound.text)
+            await queue.done(claim)
 
     async with asyncio.timeout(10):
         async with a.turn(first, wait=30.0):
@@ -136,6 +141,7 @@ async def test_jobs_of_one_conversation_take_their_turns_across_processes(
             for _ in range(5):
                 await redis_client.ping()  # give the waiting turn a few rounds with Redis
             order.append("첫째")
+            await a.done(first)  # passes the turn on
         await waiting
     assert order == ["다른 대화", "첫째", "둘째"]
 
@@ -180,16 +186,20 @@ async def test_a_turn_waits_through_a_redis_restart_instead_of_jumping_the_queue
     # answer at once, ahead of the earlier messages of its conversation.
     a, b = queues
     first, second = await a.put(job("첫째")), await b.put(job("둘째"))
-    real_get = b._client.get
+    real_get, real_mget = b._client.get, b._client.mget
     failed: list[int] = []
 
-    async def restarting_get(name: str) -> object:
-        if len(failed) < 3:  # Redis is away for three reads, then back
-            failed.append(1)
-            raise RedisConnectionError("Connection closed by server.")
-        return await real_get(name)
+    def restarting(real: Any) -> Any:
+        async def read(*args: Any) -> object:
+            if len(failed) < 3:  # Redis is away for three reads, then back
+                failed.append(1)
+                raise RedisConnectionError("Connection closed by server.")
+            return await real(*args)
 
-    monkeypatch.setattr(b._client, "get", restarting_get)
+        return read
+
+    monkeypatch.setattr(b._client, "get", restarting(real_get))
+    monkeypatch.setattr(b._client, "mget", restarting(real_mget))
     order: list[str] = []
 
     async def second_turn() -> None:
@@ -204,5 +214,145 @@ async def test_a_turn_waits_through_a_redis_restart_instead_of_jumping_the_queue
                     break
                 await asyncio.sleep(0.01)  # polling: has the waiting turn met the whole outage
             order.append("첫째")
+            await a.done(first)
         await waiting
     assert order == ["첫째", "둘째"]
+
+
+async def test_a_job_cancelled_in_its_turn_keeps_the_next_one_waiting(
+    queues: tuple[RedisQueue, RedisQueue],
+) -> None:
+    # A job whose lease was lost (or whose process shuts down) is not done: whoever takes it
+    # over answers it first, so the next message of the conversation must not start.
+    a, b = queues
+    first, second = await a.put(job("첫째")), await b.put(job("둘째"))
+    with contextlib.suppress(RuntimeError):
+        async with a.turn(first, wait=30.0):
+            raise RuntimeError("cancelled")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(5), b.turn(second, wait=0.3):
+        assert loop.time() - started >= 0.3  # it waited its whole order wait
+
+
+async def test_a_ticket_and_its_job_are_written_together_in_the_streams_slot(
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
+) -> None:
+    # One script gives the ticket and adds the job (and one marks it served and removes it),
+    # which Redis Cluster allows only when every key is in one slot.
+    a, _ = queues
+    claim = await a.put(job("첫째"))
+    [(_, fields)] = await redis_client.xrange(f"{redis_prefix}:jobs")
+    assert fields[b"ticket"] == b"1" and claim.job.ticket == 1
+    await a.done(claim)
+    assert await redis_client.xlen(f"{redis_prefix}:jobs") == 0
+    order_keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{redis_prefix}:order:*")])
+    assert [k.rsplit(":", 1)[1] for k in order_keys] == ["served", "ticket"]
+    assert {key_slot(k.encode()) for k in order_keys} == {key_slot(f"{redis_prefix}:jobs".encode())}
+    assert await redis_client.get(order_keys[0]) == b"1"
+
+
+async def test_done_keeps_trying_through_a_redis_restart(
+    queues: tuple[RedisQueue, RedisQueue],
+    redis_client: Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the soak: an answered job whose removal failed during a Redis restart held its
+    # conversation back until it was taken over, and was then delivered a second time.
+    a, _ = queues
+    claim = await a.put(job("첫째"))
+    pipeline = a._client.pipeline
+    failures: list[int] = []
+
+    def restarting_pipeline(*args: Any, **kwargs: Any) -> Any:
+        if len(failures) < 2:
+            failures.append(1)
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(a._client, "pipeline", restarting_pipeline)
+    async with asyncio.timeout(10):
+        await a.done(claim)
+    assert len(failures) == 2
+    assert await redis_client.xlen(f"{redis_prefix}:jobs") == 0
+
+
+async def test_done_gives_up_on_a_long_outage(
+    queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = queues
+    claim = await a.put(job("첫째"))
+    monkeypatch.setattr(redis_jobs, "SETTLE_WAIT", 0.2)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+
+    monkeypatch.setattr(a._client, "pipeline", refused)
+    with pytest.raises(StoreError):
+        await a.done(claim)
+
+
+async def test_waiting_jobs_are_watched_with_one_read_per_round(
+    queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the soak: a thousand waiting jobs each polling its own key kept Redis and the
+    # connection pool so busy that lease renewals came too late and jobs were taken over.
+    a, b = queues
+    keys = [ConversationKey("kakao", "bot-1", f"user-{n}") for n in range(10)]
+    firsts = [await a.put(job("첫째", key=key)) for key in keys]
+    seconds = [await b.put(job("둘째", key=key)) for key in keys]
+    reads: list[int] = []
+    real_get, real_mget = b._client.get, b._client.mget
+    gets: list[str] = []
+
+    async def counting_get(name: str) -> object:
+        gets.append(name)
+        return await real_get(name)
+
+    watched = asyncio.Event()
+
+    async def counting_mget(names: list[str]) -> object:
+        reads.append(len(names))
+        if len(reads) >= 3:
+            watched.set()  # the watch has made a few rounds
+        return await real_mget(names)
+
+    monkeypatch.setattr(b._client, "get", counting_get)
+    monkeypatch.setattr(b._client, "mget", counting_mget)
+    entered: list[int] = []
+
+    async def second_turn(claim: Claim) -> None:
+        async with b.turn(claim, wait=30.0):
+            entered.append(claim.job.ticket)
+            await b.done(claim)
+
+    waiting = [asyncio.create_task(second_turn(claim)) for claim in seconds]
+    async with asyncio.timeout(10):
+        await watched.wait()
+        assert not entered
+        for claim in firsts:
+            await a.done(claim)
+        await asyncio.gather(*waiting)
+    assert entered == [2] * 10
+    assert len(gets) == 10  # one look on arrival each, then only the shared watch
+    assert reads[:3] == [10, 10, 10]  # every round reads every waiting conversation at once
+
+
+async def test_a_message_is_claimed_and_queued_in_one_step(
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
+) -> None:
+    # Found by the soak: doors claimed a message (dedupe) and then queued it; a process killed
+    # in between left a claim without a job, and every redelivery was dropped as seen: lost.
+    a, b = queues
+    seen = {"slack:event:Ev1": 60.0, "slack:message:C1:1.0": 60.0}
+    first = await a.put(job("첫째"), seen=seen)
+    assert first is not None and first.job.ticket == 1
+    again = await b.put(job("첫째"), seen={"slack:event:Ev2": 60.0, "slack:message:C1:1.0": 60.0})
+    assert again is None  # the same message by another event: nothing written, no ticket taken
+    assert await redis_client.xlen(f"{redis_prefix}:jobs") == 1
+    marks = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:seen:*")]
+    assert len(marks) == 2  # Ev2 was not claimed either
+    assert all([55_000 < await redis_client.pttl(k) <= 60_000 for k in marks])
+    later = await b.put(job("둘째"), seen={"slack:message:C1:2.0": 60.0})
+    assert later is not None and later.job.ticket == 2
