@@ -83,6 +83,18 @@ class Metrics:
             ["state"],
             registry=registry,
         )
+        self.jobs = Counter(
+            "dari_jobs_total",
+            "Accepted messages as jobs: recorded (durably), unrecorded (Redis away: answered without"
+            " durability), taken_over (from a process that stopped), lease_lost, dropped",
+            ["event"],
+            registry=registry,
+        )
+        self.jobs_running = Gauge(
+            "dari_jobs_running",
+            "Jobs this process holds (running or waiting for their turn)",
+            registry=registry,
+        )
         self.store_degraded = Gauge(
             "dari_store_degraded",
             "1 while the shared store (Redis) is unreachable and answers go on without it",
@@ -92,6 +104,14 @@ class Metrics:
     def track_queue(self, depth: Callable[[], int]) -> None:
         """Report ``depth()`` as the queue depth at every scrape."""
         self.queue_depth.set_function(lambda: float(depth()))
+
+    def track_jobs(self, running: Callable[[], int]) -> None:
+        """Report ``running()`` as the jobs held at every scrape."""
+        self.jobs_running.set_function(lambda: float(running()))
+
+    def job(self, event: str) -> None:
+        """Count a job event (``Worker``'s ``events``)."""
+        self.jobs.labels(event).inc()
 
     def track_breaker(self, state: Callable[[], str]) -> None:
         """Report the breaker's ``state()`` at every scrape."""

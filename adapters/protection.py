@@ -32,6 +32,7 @@ REDIS_CONNECT_TIMEOUT = 2.0
 REDIS_TIMEOUT = 5.0
 # When every pooled connection is busy, a command waits this long for one before it fails.
 REDIS_POOL_WAIT = 5.0
+REDIS_HEALTH_CHECK = 2.0
 
 
 def redis_client(url: str, *, pool: int) -> Redis:
@@ -48,6 +49,9 @@ def redis_client(url: str, *, pool: int) -> Redis:
         timeout=REDIS_POOL_WAIT,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         socket_timeout=REDIS_TIMEOUT,
+        # A connection idle this long is checked (PING) before use: after a Redis restart the
+        # pooled connections are dead, and each would otherwise fail one command first.
+        health_check_interval=REDIS_HEALTH_CHECK,
     )
     # The client owns the pool it is given: closing the client closes its connections.
     return Redis.from_pool(connections)

@@ -106,8 +106,10 @@ def create_app(settings: Settings) -> web.Application:
             llm_timeout=settings.llm_timeout,
             llm_attempts=settings.llm_max_retries + 1,
         ),
+        events=app[METRICS].job,
     )
     app[METRICS].track_queue(lambda: len(app[TASKS]))
+    app[METRICS].track_jobs(lambda: app[WORKER].running)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # The tokenizer loads its vocabulary on first use (~0.4 s): do it now, not on a user's turn.

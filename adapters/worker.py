@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # a job that took down this many processes is dropped, not passed on again
 TAKEOVER_BATCH = 50
 CONTROL_POOL = 4  # connections for renewals, takeovers and turn checks, apart from the jobs' own
-OUTAGE_HOLD = 1.5  # how long a message waits for the queue to come back before it runs without it
+OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before it runs without it
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
 
@@ -104,10 +104,21 @@ class Worker:
         name: this process's name in the queue.
         lease: seconds a job stays this process's without a renewal.
         order_wait: the longest a job waits for an earlier job of its conversation.
+        events: told of every job event ("recorded", "unrecorded", "taken_over", "lease_lost",
+            "dropped"), for the metrics.
     """
 
-    def __init__(self, *, tasks: TaskSet, name: str, lease: float, order_wait: float) -> None:
+    def __init__(
+        self,
+        *,
+        tasks: TaskSet,
+        name: str,
+        lease: float,
+        order_wait: float,
+        events: Callable[[str], None] | None = None,
+    ) -> None:
         self.name = name
+        self._event = events or (lambda _: None)
         self._tasks = tasks
         self._lease = lease
         self._order_wait = order_wait
@@ -175,31 +186,30 @@ class Worker:
         seconds of an outage a message first waits a little for the queue: a Redis restart or
         failover is over in about a second, and waiting it out keeps every guarantee.
         """
-        if self._down_since is None:
-            try:
-                return self._start(await self._queue.put(job, seen=seen), self._queue)
-            except StoreError as error:
-                self._failed(error)
-        await self._wait_for_queue()
-        if self._down_since is None:
-            try:
-                return self._start(await self._queue.put(job, seen=seen), self._queue)
-            except StoreError as error:
-                self._failed(error)
-        return self._start(await self._fallback.put(job, seen=seen), self._fallback)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + OUTAGE_HOLD
+        while True:
+            if self._down_since is None:
+                try:
+                    return self._start(await self._queue.put(job, seen=seen), self._queue)
+                except StoreError as error:
+                    self._failed(error)
+            # Redis back from a restart may still refuse for a moment (loading its data):
+            # keep trying until this message has waited its share.
+            left = until - loop.time()
+            assert self._down_since is not None
+            if left <= 0 or loop.time() - self._down_since >= OUTAGE_SHORT:
+                return self._start(await self._fallback.put(job, seen=seen), self._fallback)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._back.wait(), timeout=left)
 
     def _start(self, claim: Claim | None, queue: JobQueue) -> bool:
         if claim is None:
             return False
+        if self._queue.durable:
+            self._event("recorded" if queue is self._queue else "unrecorded")
         self._run(claim, queue)
         return True
-
-    async def _wait_for_queue(self) -> None:
-        assert self._down_since is not None
-        loop = asyncio.get_running_loop()
-        if loop.time() - self._down_since < OUTAGE_SHORT:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._back.wait(), timeout=OUTAGE_HOLD)
 
     def _failed(self, error: StoreError) -> None:
         now = asyncio.get_running_loop().time()
@@ -268,6 +278,7 @@ class Worker:
             if claim.entry not in held and not task.done() and claim.entry not in self._settling:
                 # Another process took it over (this one stalled past the lease): it answers.
                 log.warning("job lease lost; stopping here", extra={"job": claim.job.id})
+                self._event("lease_lost")
                 task.cancel()
 
     def _may_take_over(self) -> bool:
@@ -294,12 +305,14 @@ class Worker:
             return  # ours, still running: the renewal was late, not the process
         if claim.attempt > MAX_ATTEMPTS:
             log.error("job dropped after %d attempts", claim.attempt - 1, extra={"job": job.id})
+            self._event("dropped")
             self._tasks.spawn(self._queue.done(claim), name="job drop")
             return
         log.warning(
             "taking over a job from a process that stopped",
             extra={"job": job.id, "door": job.door, "origin": job.origin, "attempt": claim.attempt},
         )
+        self._event("taken_over")
         self._run(claim, self._queue)
 
     async def stop(self, grace: float) -> None:

@@ -261,9 +261,16 @@ async def _kill_and_restart(
     state.faults["process_restarted"] += 1
 
 
+def _save_logs(folder: Path, processes: list[DariProcess]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, process in enumerate(processes):
+        (folder / f"process-{number}.log").write_text("\n".join(process.lines) + "\n", encoding="utf-8")
+
+
 def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
     """Per conversation: one final message per question, answers in send order."""
     answered = apologies = lost = doubled = out_of_order = unfinished = other = 0
+    examples: list[dict[str, Any]] = []
     for number, questions in enumerate(state.sent):
         channel, root = f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
         messages = api.by_thread.get((channel, root), [])
@@ -287,7 +294,17 @@ def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
         doubled += sum(n for q, n in counts.items() if q not in position)  # answers to nothing sent
         lost += max(0, unanswered - sorry)
         order = [position[q] for q in dict.fromkeys(named) if q in position]
-        out_of_order += sum(1 for a, b in itertools.pairwise(order) if b < a)
+        wrong = sum(1 for a, b in itertools.pairwise(order) if b < a)
+        out_of_order += wrong
+        if (wrong or any(n > 1 for n in counts.values()) or unanswered > sorry) and len(examples) < 10:
+            # What a reader needs to trace a failure in the services' logs (saved with ``logs``).
+            examples.append(
+                {
+                    "channel": channel,
+                    "sent": questions,
+                    "posted": [(m.ts, m.text[-24:], "streaming" * m.streaming or "final") for m in messages],
+                }
+            )
     return {
         "answered": answered,
         "apologies": apologies,
@@ -296,11 +313,13 @@ def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
         "out_of_order": out_of_order,
         "unfinished_messages": unfinished,
         "other_messages": other,
+        "examples": examples,
     }
 
 
-async def soak(plan: Plan, *, workdir: Path | None = None) -> dict[str, Any]:
-    """Run the soak; the counts (see ``_verify``) and the faults injected."""
+async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = None) -> dict[str, Any]:
+    """Run the soak; the counts (see ``_verify``) and the faults injected. With ``logs``, every
+    process's stderr is written there (one file per process)."""
     template: dict[str, Any] = json.loads(PAYLOAD.read_text(encoding="utf-8"))
     per = [plan.messages // plan.conversations] * plan.conversations
     for extra in range(plan.messages - sum(per)):
@@ -385,6 +404,8 @@ async def soak(plan: Plan, *, workdir: Path | None = None) -> dict[str, Any]:
             await llm.close()
             await api.close()
     counts = _verify(api, state)
+    if logs is not None:
+        _save_logs(logs, state.every)
     warnings = Counter(
         str(entry.get("msg", ""))[:80]
         for process in state.every

@@ -2,12 +2,16 @@
 
 Each message the answer is written into is marked with its ts as soon as Slack gives it; an
 attempt after a takeover edits those messages instead of posting new ones, so the thread still
-shows one answer. A slash command's ephemeral answer is marked once sent.
+shows one answer. A process can die between Slack creating a message and the mark, so the
+first attempt also marks that it started writing: a takeover that finds that mark looks in the
+thread for the bot's messages after the question and edits those too. A slash command's
+ephemeral answer is marked once sent.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -35,7 +39,17 @@ SEEN_TTL = 3 * 86400.0
 # Errors that mean "no streaming here at all", not "this stream failed".
 _NO_STREAMING = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type", "missing_scope"})
 _MESSAGE_MARK = "slack:message:"  # + the message's number in the answer -> its ts
+# When the answer started, on this host's clock, set before its first message is created: Slack
+# stamps that message later, and the answers before it (done before this job started) earlier.
+_STARTED_MARK = "slack:started"
 _EPHEMERAL_MARK = "slack:ephemeral"
+
+
+def _stamp(message: dict[str, object]) -> float:
+    try:
+        return float(str(message.get("ts", "")))
+    except ValueError:
+        return 0.0
 
 
 class SlackDeliverer:
@@ -50,6 +64,7 @@ class SlackDeliverer:
         self._options = options
         self._streaming = options.streaming
         self._names = DisplayNames(client=client)
+        self._user_id: str | None = None  # the bot's own user id, asked once
 
     async def deliver(self, delivery: Delivery) -> None:
         target = delivery.job.target
@@ -67,7 +82,7 @@ class SlackDeliverer:
         if assistant:
             await self._assistant_status(message)
         target = Target(message.channel, message.thread_ts, message.team, message.user)
-        writer = await self._write(inbound, target, delivery)
+        writer = await self._write(inbound, target, delivery, after=message.ts)
         if assistant and not writer.wrote:  # nothing was posted, which would have cleared it
             await self._quietly(
                 self._client.assistant_threads_setStatus(
@@ -90,12 +105,21 @@ class SlackDeliverer:
                 self._client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread_ts, title=title)
             )
 
-    async def _write(self, inbound: Inbound, target: Target, delivery: Delivery) -> ReplyWriter:
+    async def _write(
+        self, inbound: Inbound, target: Target, delivery: Delivery, *, after: str
+    ) -> ReplyWriter:
         posted = sorted(
             (int(name.removeprefix(_MESSAGE_MARK)), ts)
             for name, ts in delivery.marks.items()
             if name.startswith(_MESSAGE_MARK)
         )
+        resume = [ts for _, ts in posted]
+        if started := delivery.marks.get(_STARTED_MARK):
+            # The earlier attempt may have created messages it did not live to mark.
+            since = max(float(after or 0), float(started))
+            resume += [ts for ts in await self._bot_messages(target, since=since) if ts not in resume]
+        else:
+            await delivery.mark(_STARTED_MARK, f"{time.time():.6f}")
 
         async def record(index: int, ts: str) -> None:
             await delivery.mark(f"{_MESSAGE_MARK}{index}", ts)
@@ -105,7 +129,7 @@ class SlackDeliverer:
             pacer=self._pacer,
             target=target,
             streaming=self._streaming,
-            resume=[ts for _, ts in posted],
+            resume=resume,
             on_message=record,
         )
         try:
@@ -120,6 +144,35 @@ class SlackDeliverer:
             )
             self._streaming = False
         return writer
+
+    async def _bot_messages(self, target: Target, *, since: float) -> list[str]:
+        """The ts of this bot's messages stamped after ``since`` where ``target`` is answered,
+        oldest first."""
+        after = f"{since:.6f}"
+        try:
+            me = await self._me()
+            if target.thread_ts:
+                page = await self._client.conversations_replies(
+                    channel=target.channel, ts=target.thread_ts, oldest=after, limit=50
+                )
+            else:
+                page = await self._client.conversations_history(
+                    channel=target.channel, oldest=after, limit=50
+                )
+        except FAILURES as error:
+            log.warning("could not look for an earlier attempt's messages: %s", type(error).__name__)
+            return []
+        found = [
+            message
+            for message in page.get("messages") or []
+            if isinstance(message, dict) and message.get("user") == me and _stamp(message) > since
+        ]
+        return sorted(str(message["ts"]) for message in found)
+
+    async def _me(self) -> str:
+        if self._user_id is None:
+            self._user_id = str((await self._client.auth_test()).get("user_id") or "")
+        return self._user_id
 
     async def _render(self, inbound: Inbound, writer: ReplyWriter) -> None:
         persona = self._engine.persona(self._options.bot)

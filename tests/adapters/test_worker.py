@@ -67,10 +67,17 @@ async def prefix(redis_prefix: str, redis_client: Redis) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running(
-    redis_url: str, prefix: str, name: str, deliverer: Recorder, *, lease: float = 0.6
+    redis_url: str,
+    prefix: str,
+    name: str,
+    deliverer: Recorder,
+    *,
+    lease: float = 0.6,
+    events: list[str] | None = None,
 ) -> AsyncIterator[tuple[Worker, TaskSet]]:
     tasks = TaskSet()
-    worker = Worker(tasks=tasks, name=name, lease=lease, order_wait=10.0)
+    record = events.append if events is not None else None
+    worker = Worker(tasks=tasks, name=name, lease=lease, order_wait=10.0, events=record)
     worker.add("test", deliverer)
     queue = RedisQueue.from_url(redis_url, prefix=prefix, consumer=name, lease=lease)
     worker.attach(queue)
@@ -98,12 +105,16 @@ async def test_without_redis_jobs_run_in_process_in_order() -> None:
 async def test_an_orphaned_job_is_taken_over_with_its_marks(redis_url: str, prefix: str) -> None:
     dead = RedisQueue.from_url(redis_url, prefix=prefix, consumer="dead", lease=0.6)
     claim = await dead.put(job("고아 질문"))
+    assert claim is not None
     await dead.mark(claim, "slack:message:0", "1700000001.000100")
     await dead.close()  # the process dies: its job is never renewed
-    recorder = Recorder()
-    async with running(redis_url, prefix, "survivor", recorder):
+    recorder, events = Recorder(), list[str]()
+    async with running(redis_url, prefix, "survivor", recorder, events=events) as (worker, _):
         await recorder.wait_for(1)
-    assert recorder.delivered == [("고아 질문", 2, {"slack:message:0": "1700000001.000100"})]
+        await worker.submit(job("새 질문", conversation="u2"))
+        await recorder.wait_for(2)
+    assert recorder.delivered[0] == ("고아 질문", 2, {"slack:message:0": "1700000001.000100"})
+    assert events == ["taken_over", "recorded"]  # counted for dari_jobs_total
 
 
 async def test_on_shutdown_unfinished_jobs_are_handed_over_at_once(
@@ -144,6 +155,7 @@ async def test_a_job_that_keeps_killing_processes_is_dropped(
 ) -> None:
     dead = RedisQueue.from_url(redis_url, prefix=prefix, consumer="dead", lease=0.6)
     claim = await dead.put(job("독이 든 질문"))
+    assert claim is not None
     await redis_client.hset(f"{prefix}:job:{{{claim.job.id}}}", "#attempt", MAX_ATTEMPTS - 1)
     await dead.release([claim])
     await dead.close()

@@ -61,10 +61,11 @@ def test_what_is_not_a_job_is_refused(raw: str | bytes) -> None:
 
 async def test_the_local_queue_runs_a_conversation_in_put_order() -> None:
     queue = LocalQueue()
-    claims = [await queue.put(new_job(door="d", inbound=inbound(), target={}, origin="p")) for _ in range(3)]
+    puts = [await queue.put(new_job(door="d", inbound=inbound(), target={}, origin="p")) for _ in range(3)]
     elsewhere = Inbound(key=ConversationKey("kakao", "b", "u"), message_id="m", user_id="u", text="t")
     other = await queue.put(new_job(door="d", inbound=elsewhere, target={}, origin="p"))
-    assert [c.job.ticket for c in claims] == [1, 2, 3] and other.job.ticket == 1
+    claims = [claim for claim in puts if claim is not None]
+    assert other is not None and [c.job.ticket for c in claims] == [1, 2, 3] and other.job.ticket == 1
     order: list[int] = []
 
     async def run(claim: Claim, gate: asyncio.Event | None = None) -> None:
@@ -88,5 +89,6 @@ async def test_a_turn_waits_only_so_long_for_an_earlier_job() -> None:
     queue = LocalQueue()
     await queue.put(new_job(door="d", inbound=inbound(), target={}, origin="p"))  # never runs
     second = await queue.put(new_job(door="d", inbound=inbound(), target={}, origin="p"))
+    assert second is not None
     async with asyncio.timeout(2), queue.turn(second, wait=0.05):
         pass

@@ -12,7 +12,6 @@ Tests wait on ``wait_for`` / ``wait_for_ack`` (an ``asyncio.Condition``), never 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 import uuid
@@ -102,7 +101,7 @@ class SlackAPI:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
-    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _last_ts: float = 0.0
 
     @property
     def url(self) -> str:
@@ -210,8 +209,9 @@ class SlackAPI:
         await self._changed_now()
 
     def _new_message(self, params: dict[str, Any], text: str, *, streamed: bool) -> Message:
-        n = next(self._ts)
-        ts = f"{1_700_000_000 + n}.{n:06d}"
+        # Stamped like Slack's: the time of creation (in microseconds, unique, increasing).
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        ts = f"{self._last_ts:.6f}"
         message = Message(
             channel=str(params.get("channel", "")),
             ts=ts,
@@ -252,6 +252,17 @@ class SlackAPI:
                 found.text += _streamed_text(params)
                 found.streaming = method == "chat.appendStream"
             return {"ok": True, "channel": found.channel, "ts": found.ts}
+        if method in ("conversations.replies", "conversations.history"):
+            channel, thread = str(params.get("channel", "")), str(params.get("ts") or "")
+            oldest = str(params.get("oldest") or "")
+            replies = [
+                {"type": "message", "ts": m.ts, "text": m.text, "user": self.identity["user_id"],
+                 "bot_id": self.identity["bot_id"]}
+                for m in self.messages.values()
+                if m.channel == channel and m.thread_ts == thread and float(m.ts) > float(oldest or 0)
+            ]  # fmt: skip
+            replies.sort(key=lambda m: str(m["ts"]))
+            return {"ok": True, "messages": replies, "has_more": False}
         if method == "chat.postEphemeral":
             self.ephemerals.append(params)
             return {"ok": True, "message_ts": f"{time.time():.6f}"}

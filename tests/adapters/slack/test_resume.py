@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from adapters.slack.answer import DoorOptions
 from adapters.slack.client import web_client
+from adapters.slack.deliver import SlackDeliverer
 from adapters.slack.jobs import (
     command_inbound,
     from_command_target,
@@ -13,9 +15,15 @@ from adapters.slack.jobs import (
     to_message_target,
 )
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.translate import SlackMessage, SlashCommand
+from adapters.slack.translate import SlackMessage, SlashCommand, to_inbound
 from adapters.slack.writer import ReplyWriter, Target
-from tests.support.slack_api import slack_api
+from adapters.worker import Delivery
+from core.engine import Engine
+from core.jobs import Claim, new_job
+from core.jobs_local import LocalQueue
+from tests.adapters.slack.conftest import PERSONA
+from tests.support.fakes import InMemoryStore, ScriptedLLM
+from tests.support.slack_api import Message, SlackAPI, slack_api
 
 TARGET = Target("C111", "1700000000.000100", "T111", "W222")
 
@@ -82,3 +90,42 @@ def test_job_targets_carry_no_text_and_come_back_whole() -> None:
     assert again.text == "초기화"  # only the command word is kept
     inbound, original = command_inbound(again, bot="default"), command_inbound(command, bot="default")
     assert (inbound.key, inbound.message_id, inbound.text) == (original.key, original.message_id, "초기화")
+
+
+def thread_of(api: SlackAPI) -> list[Message]:
+    return api.thread("C111", TARGET.thread_ts)
+
+
+async def test_a_takeover_finds_a_message_the_dead_attempt_created_but_never_marked() -> None:
+    # Found by the soak: a process killed between Slack creating the streamed message and the
+    # mark left that message streaming, and the takeover posted the answer again beside it.
+    message = SlackMessage(
+        "mention", "Ev1", "T111", "T111", "C111", "1700000000.000200", TARGET.thread_ts, "W222", "질문"
+    )
+    engine = Engine(
+        store=InMemoryStore(),
+        llm=ScriptedLLM("다시 쓴 답이에요."),
+        personas={"default": PERSONA},
+        default_model="m",
+    )
+    async with slack_api() as api, aiohttp.ClientSession() as session:
+        client = web_client(token="x", base_url=api.url, session=session)
+        # The answer to the question before, finished after this question came (it waited its turn).
+        await client.chat_postMessage(channel="C111", thread_ts=TARGET.thread_ts, text="앞 질문의 답")
+        inbound = to_inbound(message, bot="default")
+        job = new_job(door="slack", inbound=inbound, target=to_message_target(message), origin="dead")
+        first = await LocalQueue().put(job)
+        assert first is not None
+        # Marked before the stream began (its ts mark never came), after the answer before it.
+        marks = {"slack:started": f"{float(thread_of(api)[0].ts) + 0.000001:.6f}"}
+        started = await client.chat_startStream(
+            channel="C111", thread_ts=TARGET.thread_ts, markdown_text="다시"
+        )
+        claim = Claim(job=first.job, attempt=2, marks=marks)
+        deliverer = SlackDeliverer(
+            engine=engine, client=client, pacer=ChannelPacer(interval=0.0), options=DoorOptions()
+        )
+        await deliverer.deliver(Delivery(claim=claim, queue=LocalQueue(), marks=dict(marks)))
+        thread = api.thread("C111", TARGET.thread_ts)
+    assert [m.text for m in thread] == ["앞 질문의 답", "다시 쓴 답이에요."]
+    assert thread[1].ts == started["ts"] and not thread[1].streaming

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -21,6 +21,12 @@ from tests.support.redis import delete_prefix
 
 LEASE = 0.5
 KEY = ConversationKey("kakao", "bot-1", "kakao-user-7f3a")
+
+
+async def put(queue: RedisQueue, item: Job, *, seen: dict[str, float] | None = None) -> Claim:
+    claim = await queue.put(item, seen=seen)
+    assert claim is not None
+    return claim
 
 
 def job(text: str = "질문", key: ConversationKey = KEY) -> Job:
@@ -63,7 +69,7 @@ async def test_a_job_is_recorded_and_held_by_the_process_that_put_it(
     queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
 ) -> None:
     a, b = queues
-    claim = await a.put(job())
+    claim = await put(a, job())
     assert claim.attempt == 1 and claim.marks == {} and claim.job.ticket == 1
     assert await owner(redis_client, redis_prefix, claim) == "a"
     assert await a.renew([claim]) == {claim.entry}
@@ -83,7 +89,7 @@ async def test_a_job_not_renewed_is_taken_over_with_what_the_first_attempt_marke
     queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
 ) -> None:
     a, b = queues
-    claim = await a.put(job())
+    claim = await put(a, job())
     await a.mark(claim, "slack:message:0", "1700000001.000100")
     [again] = await taken_over(b)  # "a" died: it renews nothing any more
     assert again.job == claim.job and again.entry == claim.entry
@@ -98,7 +104,7 @@ async def test_a_job_not_renewed_is_taken_over_with_what_the_first_attempt_marke
 
 async def test_released_jobs_are_taken_over_at_once(queues: tuple[RedisQueue, RedisQueue]) -> None:
     a, b = queues
-    claims = [await a.put(job(f"질문 {n}")) for n in range(3)]
+    claims = [await put(a, job(f"질문 {n}")) for n in range(3)]
     await a.renew(claims)
     await a.release(claims[:2])
     taken = await b.takeover(count=10)
@@ -110,7 +116,7 @@ async def test_an_unreadable_entry_is_dropped(
     queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
 ) -> None:
     a, b = queues
-    await a.put(job())  # creates the stream and the group
+    await put(a, job())  # creates the stream and the group
     stream = f"{redis_prefix}:jobs"
     entry = await redis_client.xadd(stream, {"job": "{not json"})
     await redis_client.xreadgroup(GROUP, "gone", {stream: ">"})
@@ -124,8 +130,8 @@ async def test_jobs_of_one_conversation_take_their_turns_across_processes(
     queues: tuple[RedisQueue, RedisQueue], redis_client: Redis
 ) -> None:
     a, b = queues
-    first, second = await a.put(job("첫째")), await b.put(job("둘째"))
-    elsewhere = await b.put(job("다른 대화", key=ConversationKey("kakao", "bot-1", "someone-else")))
+    first, second = await put(a, job("첫째")), await put(b, job("둘째"))
+    elsewhere = await put(b, job("다른 대화", key=ConversationKey("kakao", "bot-1", "someone-else")))
     assert (first.job.ticket, second.job.ticket, elsewhere.job.ticket) == (1, 2, 1)
     order: list[str] = []
 
@@ -150,8 +156,8 @@ async def test_a_turn_waits_for_a_missing_earlier_job_only_so_long(
     queues: tuple[RedisQueue, RedisQueue],
 ) -> None:
     a, _ = queues
-    await a.put(job("사라진 질문"))  # its process died before it ran; nobody answers it
-    second = await a.put(job("다음 질문"))
+    await put(a, job("사라진 질문"))  # its process died before it ran; nobody answers it
+    second = await put(a, job("다음 질문"))
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with asyncio.timeout(5), a.turn(second, wait=0.3):
@@ -168,10 +174,10 @@ async def test_consumers_of_processes_long_gone_are_forgotten(
 ) -> None:
     monkeypatch.setattr(redis_jobs, "GONE_AFTER", -1.0)  # "long gone" = any idle time, for the test
     a, b = queues
-    await a.done(await a.put(job("끝난 질문")))  # "a" holds nothing any more
+    await a.done(await put(a, job("끝난 질문")))  # "a" holds nothing any more
     holding = RedisQueue.from_url(redis_url, prefix=redis_prefix, consumer="holding", lease=60.0)
     try:
-        await holding.put(job("진행 중인 질문"))  # not orphaned yet: its consumer must stay
+        await put(holding, job("진행 중인 질문"))  # not orphaned yet: its consumer must stay
         await b.takeover(count=10)
     finally:
         await holding.close()
@@ -185,7 +191,7 @@ async def test_a_turn_waits_through_a_redis_restart_instead_of_jumping_the_queue
     # Found by the soak (bench/soak.py): a Redis restart made every job waiting for its turn
     # answer at once, ahead of the earlier messages of its conversation.
     a, b = queues
-    first, second = await a.put(job("첫째")), await b.put(job("둘째"))
+    first, second = await put(a, job("첫째")), await put(b, job("둘째"))
     real_get, real_mget = b._client.get, b._client.mget
     failed: list[int] = []
 
@@ -225,7 +231,7 @@ async def test_a_job_cancelled_in_its_turn_keeps_the_next_one_waiting(
     # A job whose lease was lost (or whose process shuts down) is not done: whoever takes it
     # over answers it first, so the next message of the conversation must not start.
     a, b = queues
-    first, second = await a.put(job("첫째")), await b.put(job("둘째"))
+    first, second = await put(a, job("첫째")), await put(b, job("둘째"))
     with contextlib.suppress(RuntimeError):
         async with a.turn(first, wait=30.0):
             raise RuntimeError("cancelled")
@@ -241,8 +247,10 @@ async def test_a_ticket_and_its_job_are_written_together_in_the_streams_slot(
     # One script gives the ticket and adds the job (and one marks it served and removes it),
     # which Redis Cluster allows only when every key is in one slot.
     a, _ = queues
-    claim = await a.put(job("첫째"))
-    [(_, fields)] = await redis_client.xrange(f"{redis_prefix}:jobs")
+    claim = await put(a, job("첫째"))
+    [(_, fields)] = cast(
+        list[tuple[bytes, dict[bytes, bytes]]], await redis_client.xrange(f"{redis_prefix}:jobs")
+    )
     assert fields[b"ticket"] == b"1" and claim.job.ticket == 1
     await a.done(claim)
     assert await redis_client.xlen(f"{redis_prefix}:jobs") == 0
@@ -261,7 +269,7 @@ async def test_done_keeps_trying_through_a_redis_restart(
     # Found by the soak: an answered job whose removal failed during a Redis restart held its
     # conversation back until it was taken over, and was then delivered a second time.
     a, _ = queues
-    claim = await a.put(job("첫째"))
+    claim = await put(a, job("첫째"))
     pipeline = a._client.pipeline
     failures: list[int] = []
 
@@ -282,7 +290,7 @@ async def test_done_gives_up_on_a_long_outage(
     queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = queues
-    claim = await a.put(job("첫째"))
+    claim = await put(a, job("첫째"))
     monkeypatch.setattr(redis_jobs, "SETTLE_WAIT", 0.2)
 
     def refused(*args: Any, **kwargs: Any) -> Any:
@@ -300,8 +308,8 @@ async def test_waiting_jobs_are_watched_with_one_read_per_round(
     # connection pool so busy that lease renewals came too late and jobs were taken over.
     a, b = queues
     keys = [ConversationKey("kakao", "bot-1", f"user-{n}") for n in range(10)]
-    firsts = [await a.put(job("첫째", key=key)) for key in keys]
-    seconds = [await b.put(job("둘째", key=key)) for key in keys]
+    firsts = [await put(a, job("첫째", key=key)) for key in keys]
+    seconds = [await put(b, job("둘째", key=key)) for key in keys]
     reads: list[int] = []
     real_get, real_mget = b._client.get, b._client.mget
     gets: list[str] = []
@@ -346,13 +354,13 @@ async def test_a_message_is_claimed_and_queued_in_one_step(
     # in between left a claim without a job, and every redelivery was dropped as seen: lost.
     a, b = queues
     seen = {"slack:event:Ev1": 60.0, "slack:message:C1:1.0": 60.0}
-    first = await a.put(job("첫째"), seen=seen)
-    assert first is not None and first.job.ticket == 1
+    first = await put(a, job("첫째"), seen=seen)
+    assert first.job.ticket == 1
     again = await b.put(job("첫째"), seen={"slack:event:Ev2": 60.0, "slack:message:C1:1.0": 60.0})
     assert again is None  # the same message by another event: nothing written, no ticket taken
     assert await redis_client.xlen(f"{redis_prefix}:jobs") == 1
     marks = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:seen:*")]
     assert len(marks) == 2  # Ev2 was not claimed either
     assert all([55_000 < await redis_client.pttl(k) <= 60_000 for k in marks])
-    later = await b.put(job("둘째"), seen={"slack:message:C1:2.0": 60.0})
-    assert later is not None and later.job.ticket == 2
+    later = await put(b, job("둘째"), seen={"slack:message:C1:2.0": 60.0})
+    assert later.job.ticket == 2
