@@ -89,6 +89,10 @@ class Fallback:
         turns = [t for w in self.writes if w.key == key for t in w.turns]
         return turns[-limit:]
 
+    def keeps(self, key: ConversationKey) -> bool:
+        """True while turns of ``key`` wait to be written back."""
+        return any(w.key == key for w in self.writes)
+
     def written(self, item: Written) -> None:
         """``item`` reached the store: forget it here."""
         with suppress(ValueError):  # erased meanwhile

@@ -74,6 +74,7 @@ class ResilientStore:
         self._healthy = asyncio.Event()
         self._healthy.set()
         self._probe: Loop | None = None
+        self._flusher: Loop | None = None
         self._delay = retry_min
 
     # -- state -------------------------------------------------------------------------------
@@ -96,6 +97,12 @@ class ResilientStore:
         """Return once the shared store is used again (at once when it is)."""
         await self._healthy.wait()
 
+    async def wait_written_back(self) -> None:
+        """Return once the turns kept during the last outage are in the shared store (or it
+        failed again meanwhile)."""
+        if self._flusher is not None:
+            await asyncio.wait({self._flusher.task})
+
     def _failed(self, error: StoreError) -> None:
         if isinstance(error, ErasureIncomplete):  # the store works; the erasure did not
             raise error
@@ -112,7 +119,7 @@ class ResilientStore:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 await self.inner.ping()
-            await self._write_back()
+            await self._write_back_marks()
         except (StoreError, TimeoutError, OSError) as error:
             log.debug("%s still unavailable: %s", self.kind, type(error).__name__)
             self._delay = min(self._delay * 2, self._retry[1])
@@ -126,21 +133,35 @@ class ResilientStore:
         self._local.dropped = 0
         self._since = None
         self._healthy.set()
+        if self._local.writes:
+            # In the background: under load turns keep coming, and waiting for an empty buffer
+            # kept a process on its local memory for half a minute after Redis was back.
+            self._flusher = Loop(
+                self._write_back_turns, every=0.0, at_once=True, name=f"{self.kind}-write-back"
+            )
         return False
 
-    async def _write_back(self) -> None:
-        # Repeat until nothing is left: messages keep arriving (degraded) while this runs.
-        while self._local.size:
-            for token, left in self._local.unshared_claims():
-                await self.inner.claim(token, ttl=left)
-                self._local.shared_claim(token)
-            while self._local.writes:
-                item = self._local.writes[0]
+    async def _write_back_marks(self) -> None:
+        # Dedupe marks and pending answers (few) go back before the shared store is used again.
+        for token, left in self._local.unshared_claims():
+            await self.inner.claim(token, ttl=left)
+            self._local.shared_claim(token)
+        for key, text, left in self._local.pending():
+            await self.inner.put_pending(key, text, ttl=left)
+            self._local.pending_written(key, text)
+
+    async def _write_back_turns(self) -> bool:
+        # Oldest first; a conversation with turns still here appends behind them (``append``), so
+        # its history keeps its order while the others use the shared store at once.
+        while self._local.writes and self._since is None:
+            item = self._local.writes[0]
+            try:
                 await self.inner.append(item.key, item.turns, retention=item.retention)
-                self._local.written(item)
-            for key, text, left in self._local.pending():
-                await self.inner.put_pending(key, text, ttl=left)
-                self._local.pending_written(key, text)
+            except StoreError as error:
+                self._failed(error)  # down again: the probe writes the rest back later
+                return False
+            self._local.written(item)
+        return False
 
     async def _shared(self, call: Callable[[], Awaitable[T]]) -> T | Literal[_Down.DOWN]:
         """``call()`` on the shared store, or DOWN when it is down (now, or found so by this call)."""
@@ -166,9 +187,16 @@ class ResilientStore:
 
     async def history(self, key: ConversationKey, *, limit: int) -> list[Turn]:
         found = await self._shared(lambda: self.inner.history(key, limit=limit))
-        return self._local.history(key, limit=limit) if found is _Down.DOWN else found
+        if found is _Down.DOWN:
+            return self._local.history(key, limit=limit)
+        if self._local.writes and self._local.keeps(key):  # still being written back
+            return [*found, *self._local.history(key, limit=limit)][-limit:] if limit > 0 else []
+        return found
 
     async def append(self, key: ConversationKey, turns: Sequence[Turn], *, retention: float) -> None:
+        if self._since is None and self._local.writes and self._local.keeps(key):
+            self._local.append(key, turns, retention=retention)  # behind its turns being written back
+            return
         if await self._shared(lambda: self.inner.append(key, turns, retention=retention)) is _Down.DOWN:
             self._local.append(key, turns, retention=retention)
 
@@ -259,8 +287,9 @@ class ResilientStore:
         await self._shared(self.inner.ping)
 
     async def close(self) -> None:
-        if self._probe is not None:
-            await self._probe.stop()
+        for loop in (self._probe, self._flusher):
+            if loop is not None:
+                await loop.stop()
         if self._local.size:
             log.warning("%s: %d items kept during the outage were not written back", self.kind, self.unsynced)
         try:

@@ -41,6 +41,7 @@ async def store(server: RedisServer) -> AsyncIterator[ResilientStore]:
 async def recovered(store: ResilientStore) -> None:
     async with asyncio.timeout(10):
         await store.wait_healthy()
+        await store.wait_written_back()
 
 
 def echo(messages: Sequence[ChatMessage]) -> str:
@@ -173,3 +174,49 @@ async def test_an_incomplete_erasure_is_reported_not_taken_for_an_outage() -> No
         await store.forget_user(platform="kakao", tenant="bot1", user_id="user-a")
     assert not store.degraded
     await store.close()
+
+
+async def test_back_from_an_outage_the_store_is_shared_at_once_while_kept_turns_are_written_back(
+    server: RedisServer, store: ResilientStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the soak: waiting for an empty buffer before using Redis again kept a busy process
+    # on its local memory for half a minute, as new turns kept coming in.
+    other = ConversationKey(platform="kakao", tenant="bot1", conversation="user-b")
+    await server.stop()
+    await store.append(
+        KEY, [Turn("user", "장애 중 질문", 1.0), Turn("assistant", "장애 중 답", 2.0)], retention=3600
+    )
+    assert store.degraded
+    gate, writing = asyncio.Event(), asyncio.Event()
+    append = store.inner.append
+
+    async def slow_append(key: ConversationKey, turns: Sequence[Turn], *, retention: float) -> None:
+        if key == KEY and not gate.is_set():
+            writing.set()
+            await gate.wait()  # the write-back is slow: the buffer is still being written
+        await append(key, turns, retention=retention)
+
+    monkeypatch.setattr(store.inner, "append", slow_append)
+    await server.start()
+    async with asyncio.timeout(10):
+        await store.wait_healthy()
+        await writing.wait()
+        assert not store.degraded  # shared again while the write-back goes on
+        await store.append(other, [Turn("user", "다른 대화", 3.0)], retention=3600)
+        assert [t.text for t in await store.inner.history(other, limit=10)] == [
+            "다른 대화"
+        ]  # straight to Redis
+        await store.append(KEY, [Turn("user", "복구 후 질문", 4.0)], retention=3600)  # behind the kept turns
+        assert [t.text for t in await store.history(KEY, limit=10)] == [
+            "장애 중 질문",
+            "장애 중 답",
+            "복구 후 질문",
+        ]
+        gate.set()
+        await store.wait_written_back()
+    assert [t.text for t in await store.inner.history(KEY, limit=10)] == [
+        "장애 중 질문",
+        "장애 중 답",
+        "복구 후 질문",
+    ]
+    assert store.unsynced == 0
