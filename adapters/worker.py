@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a job that took down this many processes is dropped, not passed on again
 TAKEOVER_BATCH = 50
+TAKEOVER_PAUSE = 0.5  # between batches while orphans are left: a dead process's backlog is spread out
 CONTROL_POOL = 4  # connections for renewals, takeovers and turn checks, apart from the jobs' own
 OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before it runs without it
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
@@ -135,6 +136,7 @@ class Worker:
         self._probe_pause = PROBE[0]
         self._stopping = False
         self._settling: set[str] = set()  # entries of answered jobs being removed from the queue
+        self._orphans_left = False  # the last takeover filled its batch: look again soon
 
     @property
     def durable(self) -> bool:
@@ -169,7 +171,7 @@ class Worker:
                 Loop(self._renew, every=self._lease / 3, name="jobs-renew"),
                 Loop(
                     self._take_over,
-                    every=lambda: self._lease / 2 * random.uniform(0.5, 1.0),
+                    every=self._takeover_pause,
                     name="jobs-takeover",
                     at_once=True,  # orphans left by a process that died before this one started
                 ),
@@ -287,17 +289,26 @@ class Worker:
         elapsed = asyncio.get_running_loop().time() - self._last_failure
         return self._down_since is None and elapsed >= self._lease
 
+    def _takeover_pause(self) -> float:
+        if self._orphans_left:
+            return TAKEOVER_PAUSE
+        return self._lease / 2 * random.uniform(0.5, 1.0)
+
     async def _take_over(self) -> None:
-        while self._may_take_over() and not self._stopping:
-            try:
-                claims = await self._queue.takeover(count=TAKEOVER_BATCH)
-            except StoreError as error:
-                self._failed(error)
-                return
-            for claim in claims:
-                self._adopt(claim)
-            if len(claims) < TAKEOVER_BATCH:
-                return  # the rest waits for the next round
+        # One batch per round: taking a dead process's hundreds of jobs at once stalled the
+        # survivors' event loops past the lease in the soak, so that their own running jobs
+        # were taken over too.
+        self._orphans_left = False
+        if not self._may_take_over() or self._stopping:
+            return
+        try:
+            claims = await self._queue.takeover(count=TAKEOVER_BATCH)
+        except StoreError as error:
+            self._failed(error)
+            return
+        for claim in claims:
+            self._adopt(claim)
+        self._orphans_left = len(claims) == TAKEOVER_BATCH
 
     def _adopt(self, claim: Claim) -> None:
         job = claim.job

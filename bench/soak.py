@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bench.common import ROOT, Layout, fmt, table
+from tests.support.botframework import BotConnector, stream_info
 from tests.support.openai_server import Failure, FakeOpenAI
 from tests.support.processes import DariProcess, clean_env, poll
 from tests.support.redis_server import RedisServer
@@ -50,6 +51,7 @@ __all__ = ["Plan", "report", "run", "soak"]
 
 SECRET = "soak-signing-secret-0123456789abcdef"
 PAYLOAD = ROOT / "tests" / "adapters" / "slack" / "payloads" / "slack_event_app_mention_bolt.json"
+TEAMS_PAYLOAD = ROOT / "tests" / "adapters" / "teams" / "payloads" / "personal_message.json"
 APOLOGY = "죄송"
 QUESTION = re.compile(r"c\d+n\d+")
 
@@ -72,6 +74,9 @@ class Plan:
     redis_restart_at: float = 0.6
     settle_timeout: float = 180.0
     seed: int = 6
+    # Every n-th conversation is a Teams personal chat (0: none, all Slack threads). Off by default:
+    # with Teams the soak still finds answers lost or doubled around a kill (docs/benchmarks.md).
+    teams_every: int = 0
 
 
 class FaultyLLM(FakeOpenAI):
@@ -138,6 +143,43 @@ class SoakSlack(SlackAPI):
                 self._threads[key].notify_all()
 
 
+class SoakConnector(BotConnector):
+    """The Bot Connector stand-in, with the bot's messages (finished answers: a stream's final
+    message or a plain one) indexed by conversation and a wake-up per conversation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finals: dict[str, list[str]] = {}
+        self.activities: dict[str, list[tuple[str, str, str, int]]] = {}  # for a failure's example
+        self._conversations: dict[str, asyncio.Condition] = {}
+
+    def finished(self, conversation: str) -> int:
+        return len(self.finals.get(conversation, ()))
+
+    def condition(self, conversation: str) -> asyncio.Condition:
+        return self._conversations.setdefault(conversation, asyncio.Condition())
+
+    async def _activity(self, request: web.Request) -> web.Response:
+        response = await BotConnector._activity(self, request)
+        body = await request.json()  # read again from aiohttp's cache
+        info = stream_info(body) or {}
+        self.activities.setdefault(request.match_info["conversation"], []).append(
+            (
+                str(body.get("type")),
+                str(info.get("streamType", "")),
+                str(body.get("text") or "")[-24:],
+                response.status,
+            )
+        )
+        if response.status < 300 and body.get("type") == "message":
+            conversation = request.match_info["conversation"]
+            self.finals.setdefault(conversation, []).append(str(body.get("text") or ""))
+            if conversation in self._conversations:
+                async with self._conversations[conversation]:
+                    self._conversations[conversation].notify_all()
+        return response
+
+
 @dataclass(slots=True)
 class State:
     """The run as it goes: the processes' slots, what was sent, the faults so far."""
@@ -167,6 +209,24 @@ def _mention(template: dict[str, Any], *, channel: str, root: str, ts: str, ques
     return json.dumps(body).encode()
 
 
+def _teams_activity(template: dict[str, Any], *, conversation: str, question: str, service_url: str) -> bytes:
+    body = copy.deepcopy(template)
+    body.update(
+        id=uuid.uuid4().hex,
+        text=f"질문 {question}",
+        serviceUrl=service_url,
+        attachments=[],
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+    )
+    body["conversation"]["id"] = conversation
+    body["from"]["id"] = f"29:{conversation}"
+    return json.dumps(body).encode()
+
+
+def _json_headers(raw: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json"}
+
+
 def _headers(raw: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
     digest = hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
@@ -177,18 +237,24 @@ def _headers(raw: bytes) -> dict[str, str]:
     }
 
 
-async def _deliver(http: aiohttp.ClientSession, state: State, raw: bytes, first: int) -> None:
+async def _deliver(
+    http: aiohttp.ClientSession,
+    state: State,
+    raw: bytes,
+    first: int,
+    *,
+    path: str = "/slack/events",
+    headers: Callable[[bytes], dict[str, str]] = _headers,
+) -> None:
     """Send one event until a process acknowledges it (the same event again after a failure, as
-    Slack retries); the other process is tried next."""
+    Slack and the Bot Framework retry); the other process is tried next."""
     for attempt in range(600):
         process = state.processes[(first + attempt) % len(state.processes)]
         if process is not None:
             try:
-                async with http.post(
-                    process.url + "/slack/events", data=raw, headers=_headers(raw)
-                ) as response:
+                async with http.post(process.url + path, data=raw, headers=headers(raw)) as response:
                     await response.read()
-                    if response.status == 200:
+                    if 200 <= response.status < 300:
                         return
             except (aiohttp.ClientError, TimeoutError):
                 pass
@@ -198,30 +264,78 @@ async def _deliver(http: aiohttp.ClientSession, state: State, raw: bytes, first:
     raise RuntimeError("no process acknowledged an event for 15 s")
 
 
+@dataclass(slots=True)
+class Doors:
+    """The platforms' stand-ins and what each conversation's messages look like: most are Slack
+    threads, every ``teams_every``-th is a Teams personal chat."""
+
+    slack: SoakSlack
+    teams: SoakConnector
+    slack_template: dict[str, Any]
+    teams_template: dict[str, Any]
+    teams_every: int
+
+    def is_teams(self, number: int) -> bool:
+        return self.teams_every > 0 and number % self.teams_every == self.teams_every - 1
+
+    @staticmethod
+    def thread(number: int) -> tuple[str, str]:
+        return f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
+
+    @staticmethod
+    def chat(number: int) -> str:
+        return f"a:soak-{number:04d}"
+
+    def finished(self, number: int) -> int:
+        if self.is_teams(number):
+            return self.teams.finished(self.chat(number))
+        return self.slack.finished(self.thread(number))
+
+    def condition(self, number: int) -> asyncio.Condition:
+        if self.is_teams(number):
+            return self.teams.condition(self.chat(number))
+        return self.slack.condition(self.thread(number))
+
+    async def send(
+        self, http: aiohttp.ClientSession, state: State, number: int, index: int, question: str
+    ) -> None:
+        if self.is_teams(number):
+            raw = _teams_activity(
+                self.teams_template,
+                conversation=self.chat(number),
+                question=question,
+                service_url=self.teams.service_url,
+            )
+            await _deliver(http, state, raw, number + index, path="/api/messages", headers=_json_headers)
+            return
+        channel, root = self.thread(number)
+        ts = root if index == 0 else f"{1_600_000_000 + number}.{index:06d}"
+        raw = _mention(self.slack_template, channel=channel, root=root, ts=ts, question=question)
+        await _deliver(http, state, raw, number + index)
+
+    def posted(self, number: int) -> list[tuple[str, str, bool]]:
+        """The bot's messages in a conversation: (id, text, still streaming)."""
+        if self.is_teams(number):
+            return [
+                (str(i), text, False) for i, text in enumerate(self.teams.finals.get(self.chat(number), []))
+            ]
+        return [(m.ts, m.text, m.streaming) for m in self.slack.by_thread.get(self.thread(number), [])]
+
+
 async def _conversation(
-    http: aiohttp.ClientSession,
-    api: SoakSlack,
-    state: State,
-    plan: Plan,
-    template: dict[str, Any],
-    number: int,
-    count: int,
+    http: aiohttp.ClientSession, doors: Doors, state: State, plan: Plan, number: int, count: int
 ) -> None:
-    channel, root = f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
-    key = (channel, root)
-    cond = api.condition(key)
+    cond = doors.condition(number)
     for index in range(count):
         question = f"c{number}n{index}"
         need = index + 1 - plan.window
         if need > 0:
             try:
                 async with asyncio.timeout(plan.settle_timeout / 2), cond:
-                    await cond.wait_for(lambda need=need: api.finished(key) >= need)  # type: ignore[misc]
+                    await cond.wait_for(lambda need=need: doors.finished(number) >= need)  # type: ignore[misc]
             except TimeoutError:
                 state.stalls += 1
-        ts = root if index == 0 else f"{1_600_000_000 + number}.{index:06d}"
-        raw = _mention(template, channel=channel, root=root, ts=ts, question=question)
-        await _deliver(http, state, raw, first=number + index)
+        await doors.send(http, state, number, index, question)
         state.sent[number].append(question)
         state.acked += 1
         total = plan.messages
@@ -267,21 +381,20 @@ def _save_logs(folder: Path, processes: list[DariProcess]) -> None:
         (folder / f"process-{number}.log").write_text("\n".join(process.lines) + "\n", encoding="utf-8")
 
 
-def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
+def _verify(doors: Doors, state: State) -> dict[str, Any]:
     """Per conversation: one final message per question, answers in send order."""
     answered = apologies = lost = doubled = out_of_order = unfinished = other = 0
     examples: list[dict[str, Any]] = []
     for number, questions in enumerate(state.sent):
-        channel, root = f"CS{number:04d}", f"{1_600_000_000 + number}.000000"
-        messages = api.by_thread.get((channel, root), [])
-        unfinished += sum(m.streaming for m in messages)
+        messages = doors.posted(number)
+        unfinished += sum(streaming for _, _, streaming in messages)
         named: list[str] = []
         sorry = 0
-        for message in messages:
-            found = QUESTION.findall(message.text)
+        for _, text, _ in messages:
+            found = QUESTION.findall(text)
             if found:
                 named.append(found[-1])
-            elif APOLOGY in message.text:
+            elif APOLOGY in text:
                 sorry += 1
             else:
                 other += 1
@@ -296,13 +409,19 @@ def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
         order = [position[q] for q in dict.fromkeys(named) if q in position]
         wrong = sum(1 for a, b in itertools.pairwise(order) if b < a)
         out_of_order += wrong
-        if (wrong or any(n > 1 for n in counts.values()) or unanswered > sorry) and len(examples) < 10:
+        if (wrong or any(n > 1 for n in counts.values()) or unanswered > sorry) and len(examples) < 30:
             # What a reader needs to trace a failure in the services' logs (saved with ``logs``).
             examples.append(
                 {
-                    "channel": channel,
+                    "conversation": doors.chat(number) if doors.is_teams(number) else doors.thread(number)[0],
                     "sent": questions,
-                    "posted": [(m.ts, m.text[-24:], "streaming" * m.streaming or "final") for m in messages],
+                    "activities": doors.teams.activities.get(doors.chat(number), [])
+                    if doors.is_teams(number)
+                    else [],
+                    "posted": [
+                        (key, text[-24:], "streaming" * streaming or "final")
+                        for key, text, streaming in messages
+                    ],
                 }
             )
     return {
@@ -320,7 +439,6 @@ def _verify(api: SoakSlack, state: State) -> dict[str, Any]:
 async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = None) -> dict[str, Any]:
     """Run the soak; the counts (see ``_verify``) and the faults injected. With ``logs``, every
     process's stderr is written there (one file per process)."""
-    template: dict[str, Any] = json.loads(PAYLOAD.read_text(encoding="utf-8"))
     per = [plan.messages // plan.conversations] * plan.conversations
     for extra in range(plan.messages - sum(per)):
         per[extra] += 1
@@ -330,6 +448,14 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
         (base / "data").mkdir()
         api = SoakSlack()
         await api.start()
+        teams = await SoakConnector().__aenter__()
+        doors = Doors(
+            slack=api,
+            teams=teams,
+            slack_template=json.loads(PAYLOAD.read_text(encoding="utf-8")),
+            teams_template=json.loads(TEAMS_PAYLOAD.read_text(encoding="utf-8")),
+            teams_every=plan.teams_every,
+        )
         llm = FaultyLLM(plan)
         await llm.start()
         redis = RedisServer(data_dir=base / "redis")
@@ -368,7 +494,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
                 chaos = asyncio.create_task(_chaos(http, state, plan, redis, env, base))
                 await asyncio.gather(
                     *(
-                        _conversation(http, api, state, plan, template, number, count)
+                        _conversation(http, doors, state, plan, number, count)
                         for number, count in enumerate(per)
                     )
                 )
@@ -376,10 +502,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
                 await chaos
 
                 def settled() -> bool:
-                    return all(
-                        api.finished((f"CS{n:04d}", f"{1_600_000_000 + n}.000000")) >= len(q)
-                        for n, q in enumerate(state.sent)
-                    )
+                    return all(doors.finished(n) >= len(q) for n, q in enumerate(state.sent))
 
                 with contextlib.suppress(TimeoutError):
                     await poll(settled, timeout=plan.settle_timeout)
@@ -403,7 +526,8 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
             await redis.stop()
             await llm.close()
             await api.close()
-    counts = _verify(api, state)
+            await teams.__aexit__(None, None, None)
+    counts = _verify(doors, state)
     if logs is not None:
         _save_logs(logs, state.every)
     warnings = Counter(
@@ -417,6 +541,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
         "plan": asdict(plan),
         "sent": sum(len(q) for q in state.sent),
         "conversations": plan.conversations,
+        "teams_conversations": sum(doors.is_teams(n) for n in range(plan.conversations)),
         **counts,
         "faults": faults,
         "faults_total": sum(faults.values()),
@@ -433,12 +558,14 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
 
 
 def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Options: ``messages``, ``conversations`` (quick: 400 over 40; full: 10,000 over 500)."""
+    """Options: ``messages``, ``conversations`` (quick: 400 over 40; full: 10,000 over 500),
+    ``teams_every`` (every n-th conversation through the Teams door; default 0)."""
     options = options or {}
     messages, conversations = (400, 40) if quick else (10_000, 500)
     plan = Plan(
         messages=int(options.get("messages", messages)),
         conversations=int(options.get("conversations", conversations)),
+        teams_every=int(options.get("teams_every", 0)),
     )
     return asyncio.run(soak(plan))
 

@@ -140,4 +140,4 @@ class Fallback:
     @property
     def size(self) -> int:
         """Items still to be written back."""
-        return len(self.writes) + len(self._pending) + len(self.unshared_claims())
+        return len(self.writes) + len(self.pending()) + len(self.unshared_claims())

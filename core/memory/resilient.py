@@ -133,9 +133,10 @@ class ResilientStore:
         self._local.dropped = 0
         self._since = None
         self._healthy.set()
-        if self._local.writes:
+        if self._local.writes and (self._flusher is None or self._flusher.task.done()):
             # In the background: under load turns keep coming, and waiting for an empty buffer
-            # kept a process on its local memory for half a minute after Redis was back.
+            # kept a process on its local memory for half a minute after Redis was back. One at
+            # a time: after a flap the last one may still be writing, and goes on.
             self._flusher = Loop(
                 self._write_back_turns, every=0.0, at_once=True, name=f"{self.kind}-write-back"
             )
@@ -291,7 +292,15 @@ class ResilientStore:
             if loop is not None:
                 await loop.stop()
         if self._local.size:
-            log.warning("%s: %d items kept during the outage were not written back", self.kind, self.unsynced)
+            log.warning(
+                "%s: %d items kept during the outage were not written back (%d turn writes, %d pending"
+                " answers, %d dedupe marks)",
+                self.kind,
+                self.unsynced,
+                len(self._local.writes),
+                len(self._local.pending()),
+                len(self._local.unshared_claims()),
+            )
         try:
             await self.inner.close()
         except StoreError as error:
