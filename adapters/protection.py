@@ -35,7 +35,7 @@ REDIS_POOL_WAIT = 5.0
 REDIS_HEALTH_CHECK = 2.0
 
 
-def redis_client(url: str, *, pool: int) -> Redis:
+def redis_client(url: str, *, pool: int, wait: float = REDIS_POOL_WAIT) -> Redis:
     """A client for the store, the rate limits or the job queue (no blocking reads past 5 s).
 
     At most ``pool`` connections: a burst (every waiting job checking its turn the moment Redis
@@ -46,7 +46,7 @@ def redis_client(url: str, *, pool: int) -> Redis:
     connections = BlockingConnectionPool.from_url(
         url,
         max_connections=pool,
-        timeout=REDIS_POOL_WAIT,
+        timeout=wait,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         socket_timeout=REDIS_TIMEOUT,
         # A connection idle this long is checked (PING) before use: after a Redis restart the

@@ -49,6 +49,7 @@ MAX_ATTEMPTS = 3  # a job that took down this many processes is dropped, not pas
 TAKEOVER_BATCH = 50
 TAKEOVER_PAUSE = 0.5  # between batches while orphans are left: a dead process's backlog is spread out
 CONTROL_POOL = 4  # connections for renewals, takeovers and turn checks, apart from the jobs' own
+QUEUE_POOL_WAIT = 30.0  # seconds a job's command waits for a free connection before it counts as failed
 OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before it runs without it
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
@@ -370,7 +371,10 @@ def open_queue(
     if not redis_url:
         return LocalQueue(claim=claim)
     # Short socket timeouts: a vanished Redis must not hold an acknowledgement for minutes.
-    client, control = redis_client(redis_url, pool=pool), redis_client(redis_url, pool=CONTROL_POOL)
+    # A pool that stays busy is load, not an outage: the jobs wait for a connection rather than
+    # run without their ticket (the Teams soak saw "No connection available" after 5 s).
+    client = redis_client(redis_url, pool=pool, wait=QUEUE_POOL_WAIT)
+    control = redis_client(redis_url, pool=CONTROL_POOL)
     return RedisQueue(client=client, control=control, prefix=prefix, consumer=name, lease=lease)
 
 

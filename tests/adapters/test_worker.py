@@ -12,12 +12,21 @@ from redis.asyncio import Redis
 
 from adapters import worker as worker_module
 from adapters.runtime import TaskSet
-from adapters.worker import MAX_ATTEMPTS, Delivery, Worker
+from adapters.worker import (
+    CONTROL_POOL,
+    MAX_ATTEMPTS,
+    QUEUE_POOL_WAIT,
+    Delivery,
+    Worker,
+    claims_in,
+    open_queue,
+)
 from core.errors import StoreError
 from core.jobs import Claim, Job, new_job
 from core.jobs_local import LocalQueue
 from core.memory.redis_jobs import RedisQueue
 from core.types import ConversationKey, Inbound
+from tests.support.fakes import InMemoryStore
 from tests.support.redis import delete_prefix
 from tests.support.redis_server import RedisServer
 
@@ -304,3 +313,17 @@ async def test_after_an_outage_owners_renew_at_once_and_nobody_takes_over_for_a_
     assert renewed_after and taken_after
     assert renewed_after[0] < taken_after[0]
     assert taken_after[0] - queue.failed[-1] >= lease  # a whole lease after the last failure
+
+
+async def test_a_busy_connection_pool_is_waited_for_not_taken_for_an_outage(redis_url: str) -> None:
+    # Found by the soak with Teams mixed in: under load the jobs' pool stayed busy for 5 s, the
+    # worker took "No connection available" for a Redis outage and ran messages without tickets.
+    queue = open_queue(
+        redis_url=redis_url, pool=2, prefix="p", name="n", lease=60.0, claim=claims_in(InMemoryStore())
+    )
+    try:
+        assert isinstance(queue, RedisQueue)
+        assert queue._client.connection_pool.timeout == QUEUE_POOL_WAIT >= 30  # type: ignore[attr-defined]
+        assert queue._control.connection_pool.max_connections == CONTROL_POOL
+    finally:
+        await queue.close()
