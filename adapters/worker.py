@@ -214,6 +214,14 @@ class Worker:
         self._run(claim, queue)
         return True
 
+    def _missed(self, error: StoreError) -> None:
+        # A renewal or a look for orphans failed: no takeovers for a lease (``_may_take_over``).
+        # Only a message that cannot be recorded makes the queue count as down: these calls
+        # share a small pool that a busy process can keep waiting, which is load, not an outage
+        # (the Teams soak lost messages that ran unrecorded in a process killed moments later).
+        self._last_failure = asyncio.get_running_loop().time()
+        log.debug("job queue call failed: %s", error)
+
     def _failed(self, error: StoreError) -> None:
         now = asyncio.get_running_loop().time()
         self._last_failure = now
@@ -275,7 +283,7 @@ class Worker:
         try:
             held = await self._queue.renew([c for c, _ in mine])
         except StoreError as error:
-            self._failed(error)
+            self._missed(error)
             return
         for claim, task in mine:
             if claim.entry not in held and not task.done() and claim.entry not in self._settling:
@@ -305,7 +313,7 @@ class Worker:
         try:
             claims = await self._queue.takeover(count=TAKEOVER_BATCH)
         except StoreError as error:
-            self._failed(error)
+            self._missed(error)
             return
         for claim in claims:
             self._adopt(claim)
@@ -374,7 +382,7 @@ def open_queue(
     # A pool that stays busy is load, not an outage: the jobs wait for a connection rather than
     # run without their ticket (the Teams soak saw "No connection available" after 5 s).
     client = redis_client(redis_url, pool=pool, wait=QUEUE_POOL_WAIT)
-    control = redis_client(redis_url, pool=CONTROL_POOL)
+    control = redis_client(redis_url, pool=CONTROL_POOL, wait=QUEUE_POOL_WAIT)
     return RedisQueue(client=client, control=control, prefix=prefix, consumer=name, lease=lease)
 
 

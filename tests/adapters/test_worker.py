@@ -325,5 +325,25 @@ async def test_a_busy_connection_pool_is_waited_for_not_taken_for_an_outage(redi
         assert isinstance(queue, RedisQueue)
         assert queue._client.connection_pool.timeout == QUEUE_POOL_WAIT >= 30  # type: ignore[attr-defined]
         assert queue._control.connection_pool.max_connections == CONTROL_POOL
+        assert queue._control.connection_pool.timeout == QUEUE_POOL_WAIT  # type: ignore[attr-defined]
     finally:
         await queue.close()
+
+
+async def test_failing_renewals_do_not_make_messages_go_unrecorded() -> None:
+    # Found by the Teams soak: a busy process's renewals waited too long for a connection, the
+    # worker declared the queue down, and messages it accepted ran unrecorded and died with it.
+    queue, tasks, events = FlakyQueue(), TaskSet(), list[str]()
+    worker = Worker(tasks=tasks, name="busy", lease=0.3, order_wait=10.0, events=events.append)
+    worker.add("test", Recorder())
+    worker.attach(queue)
+    queue.down = True  # renew and takeover fail; recording a message still works
+    worker.start()
+    try:
+        async with asyncio.timeout(10), queue.changed:
+            await queue.changed.wait_for(lambda: len(queue.failed) >= 2)
+        assert await worker.submit(job("바쁜 중 질문"))
+        await tasks.join()
+    finally:
+        await worker.stop(grace=1.0)
+    assert events == ["recorded"]
