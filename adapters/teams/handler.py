@@ -121,15 +121,18 @@ class TeamsEndpoint:
             log.error("teams signing keys unavailable: %s", error)
             return error_json(503, "cannot verify the token right now")
         engine = request.app[ENGINE]
-        try:
-            # Activity ids are unique within a conversation (message ids are timestamps).
-            delivery = f"teams:activity:{tenant_of(activity)}:{activity.conversation.id}:{activity.id}"
-            if activity.id and not await engine.store.claim(delivery, ttl=DEDUPE_TTL):
-                log.info("redelivered activity acknowledged", extra={"activity": activity.id})
-                return web.Response(status=200)
-        except StoreError:
-            log.exception("store unavailable")
-            return error_json(503, "the store is unavailable")
+        # A message is claimed together with its job (TeamsBot): a claim on its own, then a
+        # crash before the job was recorded, would make Teams' redelivery look answered.
+        if activity.type != "message":
+            try:
+                # Activity ids are unique within a conversation (message ids are timestamps).
+                delivery = f"teams:activity:{tenant_of(activity)}:{activity.conversation.id}:{activity.id}"
+                if activity.id and not await engine.store.claim(delivery, ttl=DEDUPE_TTL):
+                    log.info("redelivered activity acknowledged", extra={"activity": activity.id})
+                    return web.Response(status=200)
+            except StoreError:
+                log.exception("store unavailable")
+                return error_json(503, "the store is unavailable")
         turn = Turn(
             activity=activity,
             engine=engine,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from adapters.worker import WORKER
 from tests.adapters.teams.conftest import Door, bot_app_id, payload, run_door
 from tests.support.botframework import ACCESS_TOKEN, BotConnector, TokenIssuer, stream_info
 from tests.support.fakes import ScriptedLLM
@@ -68,6 +70,32 @@ async def test_a_redelivered_activity_is_answered_once(connector: BotConnector, 
     assert first[0] == again[0] == later == 200
     assert len(connector.messages) == 1
     assert len(llm.calls) == 1
+
+
+async def test_a_message_whose_job_was_never_recorded_is_answered_when_redelivered(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process dies after the request arrived and before the job was recorded: Teams gets
+    # no 200 and sends the activity again, which must not look answered already.
+    worker = door.app[WORKER]
+    submit = worker.submit
+
+    async def dies_once(*args: Any, **kwargs: Any) -> bool:
+        monkeypatch.setattr(worker, "submit", submit)
+        raise ConnectionResetError("the process died here")
+
+    monkeypatch.setattr(worker, "submit", dies_once)
+    activity = payload("personal_message", door.connector, text="회의실 예약 방법 알려 주세요")
+
+    died, _ = await door.post(activity)
+    again, _ = await door.post(activity)
+    await door.settle()
+
+    assert died >= 500
+    assert again == 200
+    (final,) = door.connector.messages
+    assert final.text.startswith("네, 확인했어요.")
+    assert len(door.llm.calls) == 1
 
 
 async def test_throttling_and_gateway_errors_are_retried(door: Door) -> None:
