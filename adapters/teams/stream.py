@@ -107,9 +107,15 @@ class Stream:
                 await self._outbox.send(activities.stream_final(parts[0], stream_id=self._id))
                 parts = parts[1:]
             except ConnectorError as error:
-                self._close(error)
-                if self._stopped:
-                    return
+                if _completed(error):
+                    # An earlier attempt (a process that died, or lost its lease) closed this
+                    # stream with the same answer: it is there already.
+                    log.info("stream already finished by an earlier attempt")
+                    parts = parts[1:]
+                else:
+                    self._close(error)
+                    if self._stopped:
+                        return
         for part in parts:
             await self._outbox.send(activities.answer(part))
 
@@ -123,6 +129,11 @@ class Stream:
             await self._outbox.send(activities.typing())
         except ConnectorError as error:
             log.info("typing indicator refused (%s)", error.status)
+
+
+def _completed(error: ConnectorError) -> bool:
+    """Teams' 403 for a stream that already got its final message."""
+    return error.code == "ContentStreamNotAllowed" and "already completed" in error.detail.lower()
 
 
 async def answer_streaming(*, engine: Engine, inbound: Inbound, outbox: Sender, pacing: Pacing) -> None:

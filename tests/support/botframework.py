@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 ACCESS_TOKEN = "stand-in-connector-token"
+# The 403 for anything sent on a finished stream (Teams streaming docs' error table; an older
+# version of the page says "on a already completed").
+ALREADY_COMPLETED = "Content stream is not allowed on an already completed streamed message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class BotConnector(_Server):
         self._failures: list[_Failure] = []
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
+        self._completed: set[str] = set()  # streams closed by their final message
         self.app.router.add_post("/amer/v3/conversations/{conversation}/activities", self._activity)
         self.app.router.add_post(
             "/amer/v3/conversations/{conversation}/activities/{reply_to}", self._activity
@@ -172,13 +176,20 @@ class BotConnector(_Server):
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
                 error = {"error": {"code": failure.code, "message": failure.message}}
                 return web.json_response(error, status=failure.status, headers=headers)
+        info = stream_info(body) or {}
+        stream = str(info.get("streamId") or "")
+        if stream in self._completed:
+            # Teams' answer to anything sent on a stream after its final message.
+            error = {"error": {"code": "ContentStreamNotAllowed", "message": ALREADY_COMPLETED}}
+            return web.json_response(error, status=403)
         match, authorization = request.match_info, request.headers.get("Authorization", "")
         received = Received(match["conversation"], match.get("reply_to", ""), body, authorization)
         async with self._changed:
             self.received.append(received)
             self._changed.notify_all()
-        info = stream_info(body)
-        if info is not None and info.get("streamId") and info.get("streamType") != "final":
+        if stream and info.get("streamType") == "final":
+            self._completed.add(stream)
+        elif stream:
             return web.json_response({}, status=202)
         return web.json_response({"id": f"activity-{next(self._ids)}"}, status=201)
 
