@@ -68,11 +68,14 @@ class Delivery:
         claim: the job and what earlier attempts marked.
         queue: the queue holding the job.
         marks: the marks so far, this attempt's included.
+        lost: called when the job turns out to be another process's now (the worker cancels
+            this delivery).
     """
 
     claim: Claim
     queue: JobQueue
     marks: dict[str, str] = field(default_factory=dict)
+    lost: Callable[[], None] = lambda: None
 
     @property
     def job(self) -> Job:
@@ -84,12 +87,20 @@ class Delivery:
         return self.claim.attempt > 1
 
     async def mark(self, name: str, value: str) -> None:
-        """Record what this delivery did (say, the id of a posted message) for a later attempt."""
+        """Record what this delivery did (say, the id of a posted message) for a later attempt.
+
+        When another process has taken the job over (this one stalled past the lease), this
+        delivery is cancelled here, before it sends anything more: that process answers.
+        """
         self.marks[name] = value
         try:
-            await self.queue.mark(self.claim, name, value)
+            held = await self.queue.mark(self.claim, name, value)
         except StoreError as error:
             log.warning("delivery mark not recorded: %s", error)
+            return
+        if not held:
+            self.lost()
+            await asyncio.sleep(0)  # the cancellation lands here
 
 
 class Deliverer(Protocol):
@@ -261,8 +272,11 @@ class Worker:
             if deliverer is None:
                 log.error("no deliverer for %s jobs here: job dropped", job.door, extra={"job": job.id})
             else:
+                delivery = Delivery(
+                    claim=claim, queue=queue, marks=dict(claim.marks), lost=lambda: self._lose(claim)
+                )
                 try:
-                    await deliverer.deliver(Delivery(claim=claim, queue=queue, marks=dict(claim.marks)))
+                    await deliverer.deliver(delivery)
                 except Exception:
                     # A bug or a broken store. Running it again would most likely fail the same way.
                     log.exception("job failed", extra={"job": job.id, "door": job.door})
@@ -287,10 +301,16 @@ class Worker:
             return
         for claim, task in mine:
             if claim.entry not in held and not task.done() and claim.entry not in self._settling:
-                # Another process took it over (this one stalled past the lease): it answers.
-                log.warning("job lease lost; stopping here", extra={"job": claim.job.id})
-                self._event("lease_lost")
-                task.cancel()
+                self._lose(claim)
+
+    def _lose(self, claim: Claim) -> None:
+        # Another process took the job over (this one stalled past the lease): it answers.
+        running = self._running.get(claim.entry or claim.job.id)
+        if running is None or running[2].done():
+            return
+        log.warning("job lease lost; stopping here", extra={"job": claim.job.id})
+        self._event("lease_lost")
+        running[2].cancel()
 
     def _may_take_over(self) -> bool:
         # Right after an outage every lease looks expired, as nobody could renew: wait a lease

@@ -150,7 +150,8 @@ class SoakConnector(BotConnector):
     def __init__(self) -> None:
         super().__init__()
         self.finals: dict[str, list[str]] = {}
-        self.activities: dict[str, list[tuple[str, str, str, int]]] = {}  # for a failure's example
+        # For a failure's example: (type, stream type, stream id, end of the text, status).
+        self.activities: dict[str, list[tuple[str, str, str, str, int]]] = {}
         self._conversations: dict[str, asyncio.Condition] = {}
 
     def finished(self, conversation: str) -> int:
@@ -167,6 +168,7 @@ class SoakConnector(BotConnector):
             (
                 str(body.get("type")),
                 str(info.get("streamType", "")),
+                str(info.get("streamId") or json.loads(response.text or "{}").get("id", "")),
                 str(body.get("text") or "")[-24:],
                 response.status,
             )

@@ -196,8 +196,14 @@ class JobQueue(Protocol):
         """
         ...
 
-    async def mark(self, claim: Claim, name: str, value: str) -> None:
-        """Record a fact about the job's delivery that a later attempt must know."""
+    async def mark(self, claim: Claim, name: str, value: str) -> bool:
+        """Record a fact about the job's delivery that a later attempt must know. False, with
+        nothing recorded, when the job is no longer this process's (another one took it over
+        after this one stalled past the lease): stop delivering, the other one answers.
+
+        Raises:
+            StoreError: the queue did not answer (a durable queue tries through a short outage).
+        """
         ...
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:

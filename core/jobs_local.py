@@ -87,8 +87,8 @@ class LocalQueue:
     async def done(self, claim: Claim) -> None:
         return None
 
-    async def mark(self, claim: Claim, name: str, value: str) -> None:
-        return None
+    async def mark(self, claim: Claim, name: str, value: str) -> bool:
+        return True  # nobody else runs this process's jobs
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:
         return self._turns.hold(claim.job.inbound.key.id, claim.job.ticket, wait=wait)

@@ -38,9 +38,10 @@ script stay legal.
                                     text masked, "ticket": n}); consumer group "dari", one
                                     consumer per process;
                                     entries are deleted once answered; capped at ~100,000
-    <p>:job:{<job id>}              hash: what a job's delivery already did ("#attempt" and door
-                                    marks such as a Slack message ts); deleted with the job,
-                                    else expires after a day
+    <p>:job:{<p>:jobs}:<job id>     hash: what a job's delivery already did ("#attempt" and door
+                                    marks such as a Slack message ts); written only by the process
+                                    holding the job (so in the job stream's slot); deleted with
+                                    the job, else expires after a day
 
 Id parts are percent-quoted (as in ``ConversationKey.id``), so ':' or braces inside platform ids
 cannot break the layout.

@@ -67,6 +67,10 @@ class Keys:
         # In the job stream's Cluster slot: a door claims a message and queues it in one script.
         return f"{self.prefix}:seen:{{{self.jobs}}}:{seen_digest(token)}"
 
+    def job(self, job_id: str) -> str:
+        # In the job stream's slot too: a mark is written only while its process holds the job.
+        return f"{self.prefix}:job:{{{self.jobs}}}:{_quote(job_id)}"
+
     def rate(self, scope: str, key: str) -> str:
         return f"{self.prefix}:rate:{_quote(scope)}:{seen_digest(key)}"
 

@@ -5,14 +5,16 @@ Keys (documented with the rest in ``core/memory/redis.py``)::
     <p>:jobs                          stream of {"job": JSON, "ticket": n}; consumer group "dari",
                                       one consumer per process
     <p>:seen:{<p>:jobs}:<sha>         a message's dedupe mark (the store's, core/memory/redis.py)
-    <p>:job:{<job id>}                hash: delivery marks of a job and "#attempt"; deleted when done
+    <p>:job:{<p>:jobs}:<job id>       hash: delivery marks of a job and "#attempt"; deleted when done
     <p>:order:{<p>:jobs}:<sha>:ticket integer, the last ticket given to a job of the conversation
     <p>:order:{<p>:jobs}:<sha>:served integer, the highest ticket whose job is done
 
-The order keys share the stream's Cluster slot (their hash tag is the stream's name), so that one
-script gives a job its ticket and adds it, and one script marks it served and removes it: a
-ticket never exists without its job, and a job is never gone with its turn still held, whatever
-fails between two commands.
+The order keys and the marks share the stream's Cluster slot (their hash tag is the stream's
+name), so that one script gives a job its ticket and adds it, one script marks it served and
+removes it, and one writes a mark only while the writer still holds the job: a ticket never
+exists without its job, a job is never gone with its turn still held, whatever fails between two
+commands, and a process that stalled past its lease learns at its next mark that another process
+answers now (it stops before sending more).
 
 The accepting process takes its own job in the same script that adds it (XADD, then
 XREADGROUP ">" as itself), so a job starts at once where it was accepted, and no other process
@@ -28,6 +30,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import replace
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -40,6 +43,8 @@ from core.memory.redis_codec import Keys
 
 __all__ = ["GROUP", "RedisQueue"]
 
+_T = TypeVar("_T")
+
 log = logging.getLogger(__name__)
 
 GROUP = "dari"
@@ -48,7 +53,8 @@ STATE_TTL = 86400.0  # delivery marks outlive any lease and retry
 TICKET_TTL = 3 * 86400.0  # like dedupe marks: a conversation idle this long starts again at 1
 OUTAGE_WAIT = 5.0  # how long a job waits for an unreachable Redis to tell it its turn
 SETTLE_WAIT = 60.0  # how long an answered job keeps trying to be marked done through an outage
-_POLL = (0.02, 0.5)  # the first and the longest pause between tries of a job's removal
+MARK_WAIT = 5.0  # how long a delivery mark is tried through an outage before the answer goes on
+_POLL = (0.02, 0.5)  # the first and the longest pause between tries through an outage
 WATCH_EVERY = 0.05  # seconds between reads of the turns that jobs of this process wait for
 _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
@@ -77,13 +83,23 @@ end
 return {id, ticket}
 """
 
-# The job is answered: pass its conversation's turn on and remove it, atomically.
+# The job is answered: pass its conversation's turn on and remove it with its marks, atomically.
 _DONE = """
 if tonumber(ARGV[2]) > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
 redis.call('XDEL', KEYS[1], ARGV[4])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
+"""
+
+# Record a delivery mark, if this consumer still holds the job's entry: 1, else 0 (taken over).
+_MARK = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not pending[1] or pending[1][2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
 """
 
 # Reset the idle time of entries this consumer still owns (renew: 0; release: the lease).
@@ -145,15 +161,18 @@ class RedisQueue:
         self._put = client.register_script(_PUT)
         self._hold = self._control.register_script(_HOLD)
         self._done = client.register_script(_DONE)
+        self._mark = client.register_script(_MARK)
         self._turns = _Turns(self._read_served)
         self._pruned_at = -math.inf  # the first takeover looks at once
+        self._server = ""  # the run id of the Redis server last seen
+        self._calm_until = -math.inf  # no takeovers before this loop time (Redis restarted)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, consumer: str, lease: float) -> RedisQueue:
         return cls(client=Redis.from_url(url), prefix=prefix, consumer=consumer, lease=lease)
 
     def _state(self, job_id: str) -> str:
-        return f"{self._prefix}:job:{{{job_id}}}"
+        return self._keys.job(job_id)
 
     def _conv(self, conversation: str, part: str) -> str:
         # Hashed like dedupe marks: a conversation id names a person (a Kakao chat is its user),
@@ -201,6 +220,8 @@ class RedisQueue:
 
     async def takeover(self, *, count: int) -> list[Claim]:
         with _errors():
+            if await self._restarted():
+                return []
             try:
                 cursor, entries, *rest = await self._control.xautoclaim(
                     self._stream, GROUP, self._consumer, _ms(self._lease), self._cursor, count=count
@@ -215,6 +236,28 @@ class RedisQueue:
             claims = [claim for claim in [await self._claimed(e, f) for e, f in entries] if claim]
             await self._prune()
         return claims
+
+    async def _restarted(self) -> bool:
+        """True within a lease of a Redis restart or failover (a new server run id).
+
+        Nobody could renew a lease while Redis was away, so every running job looks orphaned
+        right after: the processes running them need a lease to renew them first. A process
+        that happened not to call Redis during a short outage sees it here (the soak took over
+        answered jobs whose removal waited for Redis to load its data, and answered them twice).
+        """
+        try:
+            info = await self._control.info("server")
+        except ResponseError:
+            return False  # INFO renamed or refused (some managed Redis): no way to tell
+        now = asyncio.get_running_loop().time()
+        server, uptime = str(info.get("run_id", "")), float(info.get("uptime_in_seconds", math.inf))
+        if server != self._server:
+            # Changed under this process (a restart, a failover): a lease from now. At the
+            # first look: a lease from the server's start.
+            since = 0.0 if self._server else min(uptime, self._lease)
+            self._calm_until = now + self._lease - since
+            self._server = server
+        return now < self._calm_until
 
     async def _prune(self) -> None:
         # Every process start adds a consumer to the group; forget those of processes long gone.
@@ -252,32 +295,16 @@ class RedisQueue:
         # is removed. Kept trying through a restart of Redis: a job answered but not removed would
         # hold its conversation back until taken over, and be delivered again then.
         job = claim.job
-        keys = [self._stream, self._conv(job.inbound.key.id, "served")]
+        keys = [self._stream, self._conv(job.inbound.key.id, "served"), self._state(job.id)]
         args: list[str | int] = [GROUP, job.ticket, _ms(TICKET_TTL), claim.entry]
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + SETTLE_WAIT, _POLL[0]
-        while True:
-            try:
-                with _errors():
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        await self._done(keys=keys, args=args, client=pipe)
-                        pipe.delete(self._state(job.id))
-                        await pipe.execute()
-                self._turns.advance(job.inbound.key.id, job.ticket)  # a job waiting here starts at once
-                return
-            except StoreError:
-                if loop.time() + pause > deadline:
-                    raise
-            await asyncio.sleep(pause)  # Redis is away: try again soon
-            pause = min(pause * 2, _POLL[1])
+        await _through_outage(lambda: self._done(keys=keys, args=args), wait=SETTLE_WAIT)
+        self._turns.advance(job.inbound.key.id, job.ticket)  # a job waiting here starts at once
 
-    async def mark(self, claim: Claim, name: str, value: str) -> None:
-        state = self._state(claim.job.id)
-        with _errors():
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hset(state, name, value)
-                pipe.pexpire(state, _ms(STATE_TTL))
-                await pipe.execute()
+    async def mark(self, claim: Claim, name: str, value: str) -> bool:
+        # Tried through a Redis restart: an unrecorded mark is what makes a takeover answer twice.
+        keys = [self._stream, self._state(claim.job.id)]
+        args: list[str | int] = [GROUP, self._consumer, claim.entry, _ms(STATE_TTL), name, value]
+        return bool(await _through_outage(lambda: self._mark(keys=keys, args=args), wait=MARK_WAIT))
 
     def turn(self, claim: Claim, *, wait: float) -> AbstractAsyncContextManager[None]:
         # Jobs put before tickets shared the stream's slot carry none: they keep no order.
@@ -313,6 +340,21 @@ class RedisQueue:
             await self._client.aclose()
             if self._control is not self._client:
                 await self._control.aclose()
+
+
+async def _through_outage(call: Callable[[], Awaitable[_T]], *, wait: float) -> _T:
+    """``call()``, tried again for up to ``wait`` s while Redis does not answer."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + wait, _POLL[0]
+    while True:
+        try:
+            with _errors():
+                return await call()
+        except StoreError:
+            if loop.time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)  # Redis is away: try again soon
+        pause = min(pause * 2, _POLL[1])
 
 
 class _Turns:

@@ -24,6 +24,7 @@ from adapters.worker import (
 from core.errors import StoreError
 from core.jobs import Claim, Job, new_job
 from core.jobs_local import LocalQueue
+from core.memory.redis_codec import Keys
 from core.memory.redis_jobs import RedisQueue
 from core.types import ConversationKey, Inbound
 from tests.support.fakes import InMemoryStore
@@ -165,7 +166,7 @@ async def test_a_job_that_keeps_killing_processes_is_dropped(
     dead = RedisQueue.from_url(redis_url, prefix=prefix, consumer="dead", lease=0.6)
     claim = await dead.put(job("독이 든 질문"))
     assert claim is not None
-    await redis_client.hset(f"{prefix}:job:{{{claim.job.id}}}", "#attempt", MAX_ATTEMPTS - 1)
+    await redis_client.hset(Keys(prefix).job(claim.job.id), "#attempt", MAX_ATTEMPTS - 1)
     await dead.release([claim])
     await dead.close()
     recorder = Recorder()
@@ -347,3 +348,24 @@ async def test_failing_renewals_do_not_make_messages_go_unrecorded() -> None:
     finally:
         await worker.stop(grace=1.0)
     assert events == ["recorded"]
+
+
+async def test_a_job_taken_over_meanwhile_stops_at_its_next_mark_and_is_left_to_the_other(
+    redis_url: str, prefix: str, redis_client: Redis
+) -> None:
+    # The renewal would notice only a third of a lease later; the next mark notices at once,
+    # before the answer goes on, and the job is not removed under its new owner.
+    recorder, events = Recorder(), list[str]()
+    recorder.hold = asyncio.Event()
+    async with running(redis_url, prefix, "stalled", recorder, lease=60.0, events=events) as (worker, tasks):
+        await worker.submit(job("질문"))
+        await recorder.started.wait()
+        [pending] = await redis_client.xpending_range(f"{prefix}:jobs", "dari", "-", "+", 10)
+        await redis_client.xclaim(f"{prefix}:jobs", "dari", "other", 0, [pending["message_id"]], justid=True)
+        recorder.hold.set()
+        await tasks.join()
+        assert worker.running == 0
+    assert recorder.delivered == [], "stopped at the mark, before delivering"
+    assert events == ["recorded", "lease_lost"]
+    [still] = await redis_client.xpending_range(f"{prefix}:jobs", "dari", "-", "+", 10)
+    assert still["consumer"] == b"other"

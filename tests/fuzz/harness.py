@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +40,7 @@ __all__ = [
     "SIGNING_SECRET",
     "Reply",
     "Stack",
+    "assert_refused",
     "assert_well_behaved",
     "running_stack",
     "slack_headers",
@@ -145,6 +146,15 @@ class Stack:
         """Wait until every background answer started so far has finished."""
         await self.service.app[TASKS].join()
 
+    async def check(self, path: str, body: bytes, *, headers: Mapping[str, str]) -> Reply:
+        """Send ``body``; the answer is well behaved and nothing it started crashed."""
+        before = len(self.crashes)
+        reply = await self.send(path, body, headers=headers)
+        assert_well_behaved(reply)
+        await self.settle()
+        assert self.crashes[before:] == []
+        return reply
+
     async def healthy(self) -> bool:
         async with self.http.get(self.service.url + "/healthz") as response:
             return response.status == 200 and (await response.json()) == {"status": "ok"}
@@ -182,6 +192,14 @@ def assert_well_behaved(reply: Reply, *, ok: tuple[int, ...] = (200,)) -> None:
     assert isinstance(error["error"], dict), error
     assert isinstance(error["error"].get("code"), str) and error["error"]["code"], error
     assert isinstance(error["error"].get("message"), str), error
+
+
+def assert_refused(reply: Reply, name: str, *, may_acknowledge: Collection[str] = ()) -> None:
+    """The answer to the bad body ``name`` of ``corpus.bodies``: a 4xx, 413 when it is too big
+    (``may_acknowledge``: bodies the door may take as a notice it does not read)."""
+    assert 400 <= reply.status < 500 or name in may_acknowledge, reply.status
+    if name == "over the limit":
+        assert reply.status == 413
 
 
 @asynccontextmanager

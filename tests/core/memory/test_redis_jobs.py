@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from core.errors import StoreError
 from core.jobs import Claim, Job, new_job
 from core.memory import redis_jobs
+from core.memory.redis_codec import Keys
 from core.memory.redis_jobs import GROUP, RedisQueue
 from core.types import ConversationKey, Inbound
 from tests.support.redis import delete_prefix
@@ -99,7 +100,67 @@ async def test_a_job_not_renewed_is_taken_over_with_what_the_first_attempt_marke
     [third] = await taken_over(a)
     assert third.attempt == 3
     await a.done(third)
-    assert await redis_client.exists(f"{redis_prefix}:job:{{{claim.job.id}}}") == 0
+    assert await redis_client.exists(Keys(redis_prefix).job(claim.job.id)) == 0
+
+
+async def test_a_process_that_lost_its_job_cannot_mark_it(
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
+) -> None:
+    # "a" stalled past the lease and "b" took the job over: "a" learns it at its next mark
+    # (and stops delivering), and what "a" would have marked is not what "b" reads.
+    a, b = queues
+    claim = await put(a, job())
+    assert await a.mark(claim, "teams:stream", "activity-1") is True
+    await a.release([claim])
+    [again] = await b.takeover(count=10)
+
+    assert await a.mark(claim, "teams:parts", "1") is False
+    assert await b.mark(again, "teams:parts", "1") is True
+    state = await redis_client.hgetall(Keys(redis_prefix).job(claim.job.id))
+    assert state == {b"#attempt": b"1", b"teams:stream": b"activity-1", b"teams:parts": b"1"}
+    assert key_slot(Keys(redis_prefix).job(claim.job.id).encode()) == key_slot(
+        f"{redis_prefix}:jobs".encode()
+    )
+
+
+async def test_a_mark_is_tried_through_a_redis_restart(
+    queues: tuple[RedisQueue, RedisQueue],
+    redis_client: Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The soak: a Slack "started" mark lost to a Redis restart made the takeover post a
+    # second answer instead of finding the first.
+    a, _ = queues
+    claim = await put(a, job())
+    failures = restarting(a, monkeypatch, times=3)
+    async with asyncio.timeout(10):
+        assert await a.mark(claim, "slack:started", "1700000001.000000") is True
+    assert len(failures) == 3
+    assert (
+        await redis_client.hget(Keys(redis_prefix).job(claim.job.id), "slack:started") == b"1700000001.000000"
+    )
+
+
+async def test_no_takeovers_for_a_lease_after_redis_restarted(
+    queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nobody could renew while Redis was away, so every running job looks orphaned right
+    # after a restart, also to a process that did not notice the outage.
+    a, b = queues
+    claim = await put(a, job())
+    await a.release([claim])
+    info = b._control.info
+
+    async def new_server(*args: Any, **kwargs: Any) -> Any:
+        return {**await info(*args, **kwargs), "run_id": "f" * 40, "uptime_in_seconds": 0}
+
+    [first] = await b.takeover(count=10)  # b's first look: a server up for long, no wait
+    await b.release([first])  # an orphan again
+    monkeypatch.setattr(b._control, "info", new_server)
+    assert await b.takeover(count=10) == [], "the server changed: a lease before any takeover"
+    [again] = await taken_over(b)  # a lease later
+    assert again.entry == claim.entry and again.attempt == 3
 
 
 async def test_released_jobs_are_taken_over_at_once(queues: tuple[RedisQueue, RedisQueue]) -> None:
@@ -260,6 +321,22 @@ async def test_a_ticket_and_its_job_are_written_together_in_the_streams_slot(
     assert await redis_client.get(order_keys[0]) == b"1"
 
 
+def restarting(queue: RedisQueue, monkeypatch: pytest.MonkeyPatch, *, times: int) -> list[int]:
+    """Make the queue's next ``times`` commands fail as during a Redis restart; returns the
+    list of failures so far."""
+    execute = queue._client.execute_command
+    failures: list[int] = []
+
+    async def refused_at_first(*args: Any, **kwargs: Any) -> Any:
+        if len(failures) < times:
+            failures.append(1)
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+        return await execute(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(queue._client, "execute_command", refused_at_first)
+    return failures
+
+
 async def test_done_keeps_trying_through_a_redis_restart(
     queues: tuple[RedisQueue, RedisQueue],
     redis_client: Redis,
@@ -270,16 +347,7 @@ async def test_done_keeps_trying_through_a_redis_restart(
     # conversation back until it was taken over, and was then delivered a second time.
     a, _ = queues
     claim = await put(a, job("첫째"))
-    pipeline = a._client.pipeline
-    failures: list[int] = []
-
-    def restarting_pipeline(*args: Any, **kwargs: Any) -> Any:
-        if len(failures) < 2:
-            failures.append(1)
-            raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
-        return pipeline(*args, **kwargs)
-
-    monkeypatch.setattr(a._client, "pipeline", restarting_pipeline)
+    failures = restarting(a, monkeypatch, times=2)
     async with asyncio.timeout(10):
         await a.done(claim)
     assert len(failures) == 2
@@ -293,10 +361,7 @@ async def test_done_gives_up_on_a_long_outage(
     claim = await put(a, job("첫째"))
     monkeypatch.setattr(redis_jobs, "SETTLE_WAIT", 0.2)
 
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
-
-    monkeypatch.setattr(a._client, "pipeline", refused)
+    restarting(a, monkeypatch, times=10_000)
     with pytest.raises(StoreError):
         await a.done(claim)
 
