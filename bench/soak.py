@@ -74,8 +74,7 @@ class Plan:
     redis_restart_at: float = 0.6
     settle_timeout: float = 180.0
     seed: int = 6
-    # Every n-th conversation is a Teams personal chat (0: none, all Slack threads). Off by default:
-    # with Teams the soak still finds answers lost or doubled around a kill (docs/benchmarks.md).
+    # Every n-th conversation is a Teams personal chat (0: none, all Slack threads).
     teams_every: int = 0
 
 

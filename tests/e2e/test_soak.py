@@ -1,7 +1,8 @@
-"""The fault and soak suite, short: 400 messages over 40 Slack threads through the HTTP doors of
-two real processes on one private Redis, while the LLM fails (429, 500, too slow), one process
-is SIGKILLed with answers in flight and started again, and Redis is SIGKILLed and restarted.
-Nothing lost, nothing answered twice, order kept in every conversation.
+"""The fault and soak suite, short: 400 messages over 40 conversations (Slack threads, every
+fourth a Teams personal chat) through the HTTP doors of two real processes on one private Redis,
+while the LLM fails (429, 500, too slow), one process is SIGKILLed with answers in flight and
+started again, and Redis is SIGKILLed and restarted. Nothing lost, nothing answered twice, order
+kept in every conversation.
 
 The long run (10,000 messages over 500 conversations; figures in docs/benchmarks.md) is
 ``python bench/run.py --only soak``; both run ``bench/soak.py``.
@@ -18,7 +19,13 @@ async def test_kills_redis_restarts_and_llm_faults_lose_nothing_double_nothing_a
     tmp_path: Path,
 ) -> None:
     plan = Plan(
-        messages=400, conversations=40, rate_429=0.03, rate_500=0.03, rate_slow=0.01, settle_timeout=60
+        messages=400,
+        conversations=40,
+        rate_429=0.03,
+        rate_500=0.03,
+        rate_slow=0.01,
+        settle_timeout=60,
+        teams_every=4,
     )
 
     result = await soak(plan, workdir=tmp_path)
@@ -26,7 +33,7 @@ async def test_kills_redis_restarts_and_llm_faults_lose_nothing_double_nothing_a
     faults = result["faults"]
     assert faults["process_killed"] == 1 and faults["redis_restarted"] == 1, result
     assert faults["llm_429"] and faults["llm_500"], result
-    assert result["sent"] == 400
+    assert result["sent"] == 400 and result["teams_conversations"] == 10
     assert result["lost"] == 0, result
     assert result["doubled"] == 0, result
     assert result["out_of_order"] == 0, result
