@@ -22,6 +22,7 @@ __all__ = [
     "MAX_FACTS",
     "MAX_FACT_CHARS",
     "MAX_TURN_CHARS",
+    "PENDING_SEPARATOR",
     "ConversationExport",
     "Remembered",
     "Store",
@@ -34,6 +35,7 @@ __all__ = [
 MAX_TURN_CHARS = 8000  # a longer message or answer is stored cut; prompts replay far less anyway
 MAX_FACTS = 30  # facts per person and bot
 MAX_FACT_CHARS = 100  # "저는 재무팀이에요" is 9; a fact is a line, not a document
+PENDING_SEPARATOR = "\n\n"  # between kept answers, as the user reads them
 
 
 class Remembered(enum.Enum):
@@ -165,11 +167,13 @@ class Store(Protocol):
         ...
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
-        """Keep a finished answer that could not be delivered yet."""
+        """Keep a finished answer that could not be delivered yet, after any kept before it
+        (two slow answers in a row are both kept); ``ttl`` applies to all of them from now."""
         ...
 
     async def pop_pending(self, key: ConversationKey) -> str | None:
-        """Take (and remove) the pending answer of a conversation, if any."""
+        """Take (and remove) the kept answers of a conversation, oldest first, joined by
+        ``PENDING_SEPARATOR``; None when there are none."""
         ...
 
     def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:

@@ -19,7 +19,7 @@ import aiosqlite
 from core.errors import ConfigError, StoreError
 from core.locks import KeyedLocks
 from core.memory import sqlite_people as people
-from core.memory.base import Remembered, UserExport, seen_digest
+from core.memory.base import PENDING_SEPARATOR, Remembered, UserExport, seen_digest
 from core.memory.sqlite_people import TURN_COLUMNS
 from core.memory.sqlite_schema import migrate
 from core.memory.sqlite_summary import LIVE, read_summary, save_summary
@@ -230,10 +230,13 @@ class EmbeddedStore:
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
         async with self._session() as db:
+            now = self._clock()
             await db.execute(
                 "INSERT INTO pending (conv, text, expires_at) VALUES (?, ?, ?) ON CONFLICT (conv)"
-                " DO UPDATE SET text = excluded.text, expires_at = excluded.expires_at",
-                (key.id, text, self._clock() + ttl),
+                " DO UPDATE SET text = CASE WHEN pending.expires_at > ?"
+                " THEN pending.text || ? || excluded.text ELSE excluded.text END,"
+                " expires_at = excluded.expires_at",
+                (key.id, text, now + ttl, now, PENDING_SEPARATOR),
             )
 
     async def pop_pending(self, key: ConversationKey) -> str | None:

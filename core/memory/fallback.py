@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from core.memory.base import answered_by
+from core.memory.base import PENDING_SEPARATOR, answered_by
 from core.types import ConversationKey, Turn
 
 __all__ = ["Fallback", "Written"]
@@ -116,7 +116,10 @@ class Fallback:
     # -- pending answers ---------------------------------------------------------------------
 
     def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
-        self._pending[key.id] = (key, text, self._clock() + ttl)
+        now = self._clock()
+        if (kept := self._pending.get(key.id)) is not None and kept[2] > now:
+            text = kept[1] + PENDING_SEPARATOR + text
+        self._pending[key.id] = (key, text, now + ttl)
         self._pending.move_to_end(key.id)
         while len(self._pending) > MAX_PENDING:
             self._pending.popitem(last=False)

@@ -11,7 +11,8 @@ script stay legal.
                                     kept on reset so that numbers are not reused
     <p>:conv:{<conv>}:summary       JSON {"text", "upto"}: the rolling summary and the seq of the
                                     last turn folded into it; expires with the turns
-    <p>:conv:{<conv>}:pending       string, an answer not delivered yet; expires after its ttl
+    <p>:conv:{<conv>}:pending       string, the answers not delivered yet (joined by a blank line);
+                                    expires after the ttl of the last one
     <p>:conv:{<conv>}:lock          the cross-process turn lock; expires lock_timeout after its
                                     holder last renewed it (every lock_timeout / 3 while held)
     <p>:facts:<user>                list of JSON facts {"text", "at"}, oldest first, at most the
@@ -66,7 +67,7 @@ from core.errors import ConfigError, StoreError
 from core.locks import KeyedLocks
 from core.loops import Loop
 from core.memory import redis_people as people
-from core.memory.base import Remembered, UserExport
+from core.memory.base import PENDING_SEPARATOR, Remembered, UserExport
 from core.memory.redis_codec import Keys, dump_summary, dump_turn, load_fact, load_summary, load_turn, text
 from core.types import ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
 
@@ -86,6 +87,15 @@ end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return last
+"""
+
+# Keeps an undelivered answer after those kept before it, in one step (two jobs may keep theirs
+# at once); the whole expires ``ttl`` after the last one.
+_KEEP_PENDING = """
+local old = redis.call('GET', KEYS[1])
+local text = ARGV[1]
+if old then text = old .. ARGV[2] .. ARGV[1] end
+redis.call('SET', KEYS[1], text, 'PX', ARGV[3])
 """
 
 
@@ -140,6 +150,7 @@ class RedisStore:
         self._keys = Keys(prefix)
         self._locks = KeyedLocks()
         self._append = client.register_script(_APPEND)
+        self._keep_pending = client.register_script(_KEEP_PENDING)
 
     @classmethod
     def from_url(
@@ -251,7 +262,9 @@ class RedisStore:
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
         with _errors():
-            await self._client.set(self._keys.conv(key.id, "pending"), text.encode(), px=_ms(ttl))
+            await self._keep_pending(
+                keys=[self._keys.conv(key.id, "pending")], args=[text, PENDING_SEPARATOR, _ms(ttl)]
+            )
 
     async def pop_pending(self, key: ConversationKey) -> str | None:
         with _errors():

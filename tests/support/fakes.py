@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 from core.errors import LLMError
 from core.locks import KeyedLocks
-from core.memory.base import ConversationExport, Remembered, UserExport, answered_by
+from core.memory.base import PENDING_SEPARATOR, ConversationExport, Remembered, UserExport, answered_by
 from core.types import ChatMessage, ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
 
 __all__ = ["InMemoryStore", "ScriptedLLM"]
@@ -133,7 +133,8 @@ class InMemoryStore:
         return UserExport(conversations=tuple(conversations), facts=facts)
 
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
-        self.pending[key.id] = text
+        kept = self.pending.get(key.id)
+        self.pending[key.id] = text if kept is None else kept + PENDING_SEPARATOR + text
 
     async def pop_pending(self, key: ConversationKey) -> str | None:
         return self.pending.pop(key.id, None)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from core.memory import Store
+from core.memory.base import PENDING_SEPARATOR
 from core.types import ConversationKey, Turn
 from tests.support.redis import Probe
 
@@ -179,11 +180,12 @@ async def test_forget_user_leaves_other_tenants_and_platforms_alone(store: Store
     assert await store.forget_user(platform="slack", tenant="T1", user_id="U-nobody") == 0
 
 
-async def test_pending_answer_is_taken_once(store: Store) -> None:
+async def test_pending_answers_are_all_kept_and_taken_once(store: Store) -> None:
+    # Two slow answers before the user writes again (no callback): both are given, oldest first.
     assert await store.pop_pending(KEY) is None
     await store.put_pending(KEY, "첫 번째", ttl=60)
     await store.put_pending(KEY, "두 번째", ttl=60)
-    assert await store.pop_pending(KEY) == "두 번째"
+    assert await store.pop_pending(KEY) == "첫 번째" + PENDING_SEPARATOR + "두 번째"
     assert await store.pop_pending(KEY) is None
 
 
@@ -194,6 +196,10 @@ async def test_pending_answer_expires_after_its_ttl(store: Store, probe: Probe) 
     await store.put_pending(KEY, "늦은 답", ttl=60)
     await probe.advance(61)
     assert await store.pop_pending(KEY) is None
+    await store.put_pending(KEY, "지난 답", ttl=60)
+    await probe.advance(61)
+    await store.put_pending(KEY, "새 답", ttl=60)
+    assert await store.pop_pending(KEY) == "새 답", "an expired answer is not given with a new one"
 
 
 async def test_conversation_expires_retention_after_its_last_write(store: Store, probe: Probe) -> None:
