@@ -1,8 +1,10 @@
 """Fault and soak: many messages through two processes while the LLM, a process and Redis fail.
 
-``messages`` Slack messages over ``conversations`` threads (full: 10,000 over 500) go through the
-signed Events API door of two ``dari serve`` processes sharing one private Redis (append-only
-file, so a restart keeps what was written), with a short job lease. Each conversation sends its
+``messages`` messages over ``conversations`` conversations (full: 10,000 over 500) go through the
+HTTP doors of two ``dari serve`` processes sharing one private Redis (append-only file, so a
+restart keeps what was written), with a short job lease: Slack threads through the signed Events
+API door, and optionally every n-th conversation a Teams personal chat (``teams_every``) or a
+KakaoTalk user whose skill requests carry a callback URL (``kakao_every``). Each conversation sends its
 messages one after another, the next once the previous was acknowledged and at most ``window``
 are unanswered, alternating between the processes (so order must hold across them). Meanwhile:
 
@@ -11,9 +13,13 @@ are unanswered, alternating between the processes (so order must hold across the
 - one process is SIGKILLed mid-run (with answers in flight) and started again;
 - Redis is SIGKILLed and started again on the same port.
 
-Then, from the Slack Web API stand-in's record of every post and edit, per conversation: every
-message got exactly one final message (its answer, or a polite apology), and the answers appear
-in send order. Everything runs on 127.0.0.1; the stand-ins and the load run in this process.
+Then, from the platform stand-ins' records (every Slack post and edit, every Teams activity, every
+Kakao skill response and callback), per conversation: every message got exactly one final message
+(its answer, or a polite apology), and the answers appear in send order. Kakao never redelivers:
+a skill request that failed (its process was killed) may go unanswered, and is counted apart;
+an answer Kakao could not take any more is given with the user's next message, so each Kakao
+user writes once more at the end. Everything runs on 127.0.0.1; the stand-ins and the load run
+in this process.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from tests.support.botframework import BotConnector, stream_info
 from tests.support.openai_server import Failure, FakeOpenAI
 from tests.support.processes import DariProcess, clean_env, poll
 from tests.support.redis_server import RedisServer
+from tests.support.service import CallbackReceiver
 from tests.support.slack_api import Message, SlackAPI
 
 __all__ = ["Plan", "report", "run", "soak"]
@@ -52,6 +59,8 @@ __all__ = ["Plan", "report", "run", "soak"]
 SECRET = "soak-signing-secret-0123456789abcdef"
 PAYLOAD = ROOT / "tests" / "adapters" / "slack" / "payloads" / "slack_event_app_mention_bolt.json"
 TEAMS_PAYLOAD = ROOT / "tests" / "adapters" / "teams" / "payloads" / "personal_message.json"
+KAKAO_PAYLOAD = ROOT / "tests" / "adapters" / "kakao" / "payloads" / "skill_request_callback.json"
+KAKAO_LAST = "도움말"  # each Kakao user's closing message: a command, so no LLM call and no apology
 APOLOGY = "죄송"
 QUESTION = re.compile(r"c\d+n\d+")
 
@@ -74,8 +83,10 @@ class Plan:
     redis_restart_at: float = 0.6
     settle_timeout: float = 180.0
     seed: int = 6
-    # Every n-th conversation is a Teams personal chat (0: none, all Slack threads).
+    # Every n-th conversation is a Teams personal chat, every m-th (of the others) a KakaoTalk
+    # user (0: none; with both 0, all are Slack threads).
     teams_every: int = 0
+    kakao_every: int = 0
 
 
 class FaultyLLM(FakeOpenAI):
@@ -181,6 +192,38 @@ class SoakConnector(BotConnector):
         return response
 
 
+class SoakKakao(CallbackReceiver):
+    """Kakao's side: what each user was shown, inline (the skill response) or by callback, one
+    entry per answer (kept answers come joined, after an intro line), with a wake-up per user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: dict[str, list[str]] = {}
+        self._users: dict[str, asyncio.Condition] = {}
+
+    def finished(self, user: str) -> int:
+        return len(self.shown.get(user, ()))
+
+    def condition(self, user: str) -> asyncio.Condition:
+        return self._users.setdefault(user, asyncio.Condition())
+
+    async def show(self, user: str, response: Mapping[str, Any]) -> None:
+        """Record what a skill response or callback body shows ``user``."""
+        for output in (response.get("template") or {}).get("outputs") or []:
+            text = str((output.get("simpleText") or {}).get("text") or "")
+            for part in text.split("\n\n"):
+                if QUESTION.search(part) or APOLOGY in part:
+                    self.shown.setdefault(user, []).append(part)
+        async with self.condition(user):
+            self.condition(user).notify_all()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        response = await CallbackReceiver._handle(self, request)
+        if response.status == 200:
+            await self.show(request.match_info["token"], await request.json())
+        return response
+
+
 @dataclass(slots=True)
 class State:
     """The run as it goes: the processes' slots, what was sent, the faults so far."""
@@ -188,6 +231,9 @@ class State:
     processes: list[DariProcess | None]
     every: list[DariProcess]
     sent: list[list[str]]
+    # Kakao questions whose skill request failed after it reached a process (Kakao does not
+    # send them again): answered once or not at all.
+    failed: list[set[str]] = field(default_factory=list)
     acked: int = 0
     retries: int = 0
     stalls: int = 0
@@ -268,16 +314,27 @@ async def _deliver(
 @dataclass(slots=True)
 class Doors:
     """The platforms' stand-ins and what each conversation's messages look like: most are Slack
-    threads, every ``teams_every``-th is a Teams personal chat."""
+    threads, every ``teams_every``-th is a Teams personal chat, every ``kakao_every``-th of the
+    rest a KakaoTalk user."""
 
     slack: SoakSlack
     teams: SoakConnector
+    kakao: SoakKakao
     slack_template: dict[str, Any]
     teams_template: dict[str, Any]
+    kakao_template: dict[str, Any]
     teams_every: int
+    kakao_every: int
+
+    def door(self, number: int) -> str:
+        if self.teams_every > 0 and number % self.teams_every == self.teams_every - 1:
+            return "teams"
+        if self.kakao_every > 0 and number % self.kakao_every == self.kakao_every // 2:
+            return "kakao"
+        return "slack"
 
     def is_teams(self, number: int) -> bool:
-        return self.teams_every > 0 and number % self.teams_every == self.teams_every - 1
+        return self.door(number) == "teams"
 
     @staticmethod
     def thread(number: int) -> tuple[str, str]:
@@ -287,20 +344,36 @@ class Doors:
     def chat(number: int) -> str:
         return f"a:soak-{number:04d}"
 
+    @staticmethod
+    def user(number: int) -> str:
+        return f"soak-kakao-{number:04d}"
+
+    def name(self, number: int) -> str:
+        """The conversation as the services' logs name it."""
+        door = self.door(number)
+        return {"teams": self.chat, "kakao": self.user}.get(door, lambda n: self.thread(n)[0])(number)
+
     def finished(self, number: int) -> int:
-        if self.is_teams(number):
+        door = self.door(number)
+        if door == "teams":
             return self.teams.finished(self.chat(number))
+        if door == "kakao":
+            return self.kakao.finished(self.user(number))
         return self.slack.finished(self.thread(number))
 
     def condition(self, number: int) -> asyncio.Condition:
-        if self.is_teams(number):
+        door = self.door(number)
+        if door == "teams":
             return self.teams.condition(self.chat(number))
+        if door == "kakao":
+            return self.kakao.condition(self.user(number))
         return self.slack.condition(self.thread(number))
 
     async def send(
         self, http: aiohttp.ClientSession, state: State, number: int, index: int, question: str
     ) -> None:
-        if self.is_teams(number):
+        door = self.door(number)
+        if door == "teams":
             raw = _teams_activity(
                 self.teams_template,
                 conversation=self.chat(number),
@@ -308,19 +381,64 @@ class Doors:
                 service_url=self.teams.service_url,
             )
             await _deliver(http, state, raw, number + index, path="/api/messages", headers=_json_headers)
-            return
-        channel, root = self.thread(number)
-        ts = root if index == 0 else f"{1_600_000_000 + number}.{index:06d}"
-        raw = _mention(self.slack_template, channel=channel, root=root, ts=ts, question=question)
-        await _deliver(http, state, raw, number + index)
+        elif door == "kakao":
+            text = f"질문 {question}" if question != KAKAO_LAST else question
+            if not await self._ask_kakao(http, state, number, index, text) and question != KAKAO_LAST:
+                state.failed[number].add(question)
+        else:
+            channel, root = self.thread(number)
+            ts = root if index == 0 else f"{1_600_000_000 + number}.{index:06d}"
+            raw = _mention(self.slack_template, channel=channel, root=root, ts=ts, question=question)
+            await _deliver(http, state, raw, number + index)
+
+    async def _ask_kakao(
+        self, http: aiohttp.ClientSession, state: State, number: int, index: int, text: str
+    ) -> bool:
+        """One skill request, as Kakao sends it: tried on the other process only when it could
+        not reach this one (a load balancer does that much), never sent again once it arrived.
+        False when it failed after arriving."""
+        user = self.user(number)
+        body = copy.deepcopy(self.kakao_template)
+        body["userRequest"].update(utterance=text, callbackUrl=f"{self.kakao.url}/{user}")
+        body["userRequest"]["user"]["id"] = user
+        for attempt in range(600):
+            process = state.processes[(number + index + attempt) % len(state.processes)]
+            if process is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                async with http.post(process.url + "/kakao/skill", json=body) as response:
+                    if response.status != 200:
+                        return False
+                    answer = await response.json()
+            except aiohttp.ClientConnectorError:
+                state.retries += 1
+                await asyncio.sleep(0.05)
+                continue
+            except (aiohttp.ClientError, TimeoutError):
+                return False  # it arrived, and the process died with it
+            if not answer.get("useCallback"):
+                await self.kakao.show(user, answer)
+            return True
+        raise RuntimeError("no process took a skill request for 30 s")
 
     def posted(self, number: int) -> list[tuple[str, str, bool]]:
         """The bot's messages in a conversation: (id, text, still streaming)."""
-        if self.is_teams(number):
+        door = self.door(number)
+        if door == "teams":
             return [
                 (str(i), text, False) for i, text in enumerate(self.teams.finals.get(self.chat(number), []))
             ]
+        if door == "kakao":
+            return [
+                (str(i), text, False) for i, text in enumerate(self.kakao.shown.get(self.user(number), []))
+            ]
         return [(m.ts, m.text, m.streaming) for m in self.slack.by_thread.get(self.thread(number), [])]
+
+
+def _settled(doors: Doors, state: State, number: int) -> int:
+    """How many of the conversation's messages need no more waiting for."""
+    return doors.finished(number) + len(state.failed[number])
 
 
 async def _conversation(
@@ -333,7 +451,7 @@ async def _conversation(
         if need > 0:
             try:
                 async with asyncio.timeout(plan.settle_timeout / 2), cond:
-                    await cond.wait_for(lambda need=need: doors.finished(number) >= need)  # type: ignore[misc]
+                    await cond.wait_for(lambda need=need: _settled(doors, state, number) >= need)  # type: ignore[misc]
             except TimeoutError:
                 state.stalls += 1
         await doors.send(http, state, number, index, question)
@@ -384,7 +502,8 @@ def _save_logs(folder: Path, processes: list[DariProcess]) -> None:
 
 def _verify(doors: Doors, state: State) -> dict[str, Any]:
     """Per conversation: one final message per question, answers in send order."""
-    answered = apologies = lost = doubled = out_of_order = unfinished = other = 0
+    answered = apologies = lost = doubled = out_of_order = unfinished = other = unanswered_failed = 0
+    never: list[tuple[str, str]] = []  # Kakao requests that failed and were never answered
     examples: list[dict[str, Any]] = []
     for number, questions in enumerate(state.sent):
         messages = doors.posted(number)
@@ -401,20 +520,25 @@ def _verify(doors: Doors, state: State) -> dict[str, Any]:
                 other += 1
         counts = Counter(named)
         position = {q: i for i, q in enumerate(questions)}
-        unanswered = sum(1 for q in questions if not counts[q])
-        answered += len(questions) - unanswered
+        failed = state.failed[number]
+        unanswered = sum(1 for q in questions if not counts[q] and q not in failed)
+        silent = sum(1 for q in failed if not counts[q])  # an apology may be the answer of one
+        unanswered_failed += silent
+        never += [(doors.name(number), q) for q in sorted(failed) if not counts[q]]
+        answered += sum(1 for q in questions if counts[q])
         apologies += sorry
-        doubled += sum(n - 1 for n in counts.values() if n > 1) + max(0, sorry - unanswered)
-        doubled += sum(n for q, n in counts.items() if q not in position)  # answers to nothing sent
+        twice = sum(n - 1 for n in counts.values() if n > 1) + max(0, sorry - unanswered - silent)
+        twice += sum(n for q, n in counts.items() if q not in position)  # answers to nothing sent
+        doubled += twice
         lost += max(0, unanswered - sorry)
         order = [position[q] for q in dict.fromkeys(named) if q in position]
         wrong = sum(1 for a, b in itertools.pairwise(order) if b < a)
         out_of_order += wrong
-        if (wrong or any(n > 1 for n in counts.values()) or unanswered > sorry) and len(examples) < 30:
+        if (wrong or twice or unanswered > sorry) and len(examples) < 30:
             # What a reader needs to trace a failure in the services' logs (saved with ``logs``).
             examples.append(
                 {
-                    "conversation": doors.chat(number) if doors.is_teams(number) else doors.thread(number)[0],
+                    "conversation": doors.name(number),
                     "sent": questions,
                     "activities": doors.teams.activities.get(doors.chat(number), [])
                     if doors.is_teams(number)
@@ -433,6 +557,9 @@ def _verify(doors: Doors, state: State) -> dict[str, Any]:
         "out_of_order": out_of_order,
         "unfinished_messages": unfinished,
         "other_messages": other,
+        "kakao_failed_requests": sum(len(f) for f in state.failed),
+        "kakao_failed_unanswered": unanswered_failed,
+        "kakao_failed_unanswered_examples": never[:30],
         "examples": examples,
     }
 
@@ -450,12 +577,16 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
         api = SoakSlack()
         await api.start()
         teams = await SoakConnector().__aenter__()
+        kakao = await SoakKakao().__aenter__()
         doors = Doors(
             slack=api,
             teams=teams,
+            kakao=kakao,
             slack_template=json.loads(PAYLOAD.read_text(encoding="utf-8")),
             teams_template=json.loads(TEAMS_PAYLOAD.read_text(encoding="utf-8")),
+            kakao_template=json.loads(KAKAO_PAYLOAD.read_text(encoding="utf-8")),
             teams_every=plan.teams_every,
+            kakao_every=plan.kakao_every,
         )
         llm = FaultyLLM(plan)
         await llm.start()
@@ -477,8 +608,14 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=api.url,
             DARI_SLACK_STREAMING="true",
+            DARI_KAKAO_CALLBACK_DOMAIN="*",  # the callback stand-in is on loopback
         )
-        state = State(processes=[None, None], every=[], sent=[[] for _ in range(plan.conversations)])
+        state = State(
+            processes=[None, None],
+            every=[],
+            sent=[[] for _ in range(plan.conversations)],
+            failed=[set() for _ in range(plan.conversations)],
+        )
         connector = aiohttp.TCPConnector(limit=200)
         started = time.monotonic()
         sent_in = 0.0
@@ -503,11 +640,16 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
                 await chaos
 
                 def settled() -> bool:
-                    return all(doors.finished(n) >= len(q) for n, q in enumerate(state.sent))
+                    return all(_settled(doors, state, n) >= len(q) for n, q in enumerate(state.sent))
+
+                def settled_but_kept() -> bool:  # Kakao answers kept for the next message aside
+                    return all(
+                        _settled(doors, state, n) >= len(q) or doors.door(n) == "kakao"
+                        for n, q in enumerate(state.sent)
+                    )
 
                 with contextlib.suppress(TimeoutError):
-                    await poll(settled, timeout=plan.settle_timeout)
-                answered_in = time.monotonic() - started
+                    await poll(settled_but_kept, timeout=plan.settle_timeout)
                 client = Redis.from_url(redis.url)
                 try:
                     prefix = env["DARI_REDIS_PREFIX"]
@@ -520,6 +662,13 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
                     left = int(await client.xlen(f"{prefix}:jobs"))
                 finally:
                     await client.aclose()
+                kakao_users = [n for n in range(plan.conversations) if doors.door(n) == "kakao"]
+                await asyncio.gather(
+                    *(doors.send(http, state, n, len(state.sent[n]), KAKAO_LAST) for n in kakao_users)
+                )
+                with contextlib.suppress(TimeoutError):
+                    await poll(settled, timeout=30)
+                answered_in = time.monotonic() - started
                 codes = [await p.stop() for p in state.processes if p is not None]
         finally:
             for running in state.every:
@@ -528,6 +677,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
             await llm.close()
             await api.close()
             await teams.__aexit__(None, None, None)
+            await kakao.__aexit__(None, None, None)
     counts = _verify(doors, state)
     if logs is not None:
         _save_logs(logs, state.every)
@@ -542,7 +692,8 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
         "plan": asdict(plan),
         "sent": sum(len(q) for q in state.sent),
         "conversations": plan.conversations,
-        "teams_conversations": sum(doors.is_teams(n) for n in range(plan.conversations)),
+        "teams_conversations": sum(doors.door(n) == "teams" for n in range(plan.conversations)),
+        "kakao_conversations": sum(doors.door(n) == "kakao" for n in range(plan.conversations)),
         **counts,
         "faults": faults,
         "faults_total": sum(faults.values()),
@@ -560,13 +711,15 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
 
 def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Options: ``messages``, ``conversations`` (quick: 400 over 40; full: 10,000 over 500),
-    ``teams_every`` (every n-th conversation through the Teams door; default 0)."""
+    ``teams_every`` and ``kakao_every`` (every n-th conversation through the Teams or the Kakao
+    door; default 0)."""
     options = options or {}
     messages, conversations = (400, 40) if quick else (10_000, 500)
     plan = Plan(
         messages=int(options.get("messages", messages)),
         conversations=int(options.get("conversations", conversations)),
         teams_every=int(options.get("teams_every", 0)),
+        kakao_every=int(options.get("kakao_every", 0)),
     )
     return asyncio.run(soak(plan))
 

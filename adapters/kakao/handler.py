@@ -22,7 +22,7 @@ import uuid
 
 from aiohttp import web
 
-from adapters.kakao.deliver import KakaoDeliverer, kakao_target
+from adapters.kakao.deliver import PENDING_TTL, KakaoDeliverer, kakao_target
 from adapters.kakao.handoff import Handoffs
 from adapters.kakao.translate import (
     BadSkillRequest,
@@ -35,7 +35,7 @@ from adapters.kakao.translate import (
     trusted_callback_url,
 )
 from adapters.metrics import METRICS
-from adapters.middleware import error_json
+from adapters.middleware import REQUEST_ID, error_json
 from adapters.runtime import ENGINE, SETTINGS
 from adapters.settings import Settings
 from adapters.worker import WORKER
@@ -69,6 +69,20 @@ def _json(body: dict[str, object]) -> web.Response:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+async def _write(request: web.Request, response: web.Response) -> bool:
+    """Send ``response`` now: True once it is out, False when the connection is gone (the job
+    then delivers the answer by callback or keeps it)."""
+    if rid := request.get(REQUEST_ID):  # sent now: the middleware cannot add it afterwards
+        response.headers["X-Request-Id"] = rid
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        log.warning("kakao answer not written: the connection closed")
+        return False
+    return True
 
 
 def _authorized(request: web.Request, settings: Settings) -> bool:
@@ -129,15 +143,24 @@ async def skill(request: web.Request) -> web.StreamResponse:
         # wait, so only a quick answer (a command, a short reply) is worth waiting for.
         limit = settings.kakao_callback_budget if callback_url else settings.kakao_budget
         text = await handoff.wait(max(limit - (time.monotonic() - received), 0.0))
+        if text is not None:
+            late = None if first else await store.pop_pending(inbound.key)
+            if late:
+                # An earlier slow answer finished while this message waited for its turn.
+                first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
+            texts = [*first, text]
+            response = _json(
+                to_skill_response(texts, quick_replies=persona.quick_replies, lang=lang, level=level)
+            )
+            written = await _write(request, response)
+            handoff.written(written)
+            if written:
+                metrics.kakao_deliveries.labels("inline").inc()
+            elif late:
+                await store.put_pending(inbound.key, late, ttl=PENDING_TTL)  # the next message has it
+            return response
     finally:
         handoffs.close(job.id)
-    if text is not None:
-        if not first and (late := await store.pop_pending(inbound.key)):
-            # An earlier slow answer finished while this message waited for its turn.
-            first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
-        metrics.kakao_deliveries.labels("inline").inc()
-        texts = [*first, text]
-        return _json(to_skill_response(texts, quick_replies=persona.quick_replies, lang=lang, level=level))
     if callback_url:
         # The job POSTs the answer (with ``first``) to the callback URL.
         metrics.kakao_deliveries.labels("callback").inc()

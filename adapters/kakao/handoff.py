@@ -2,9 +2,12 @@
 
 A skill request waits a few seconds for its answer to come back inline. The answer is made by
 the message's job, which runs in the same process (the accepting process takes its own jobs).
-Exactly one of the two delivers: the request, if the answer is ready within its budget; else
-the job (by callback or kept for the next message). Both sides decide on the event loop, so the
-decision cannot race. A job taken over by another process finds no handoff and delivers itself.
+Exactly one of the two delivers: the request, if the answer is ready within its budget and its
+response reaches Kakao; else the job (by callback or kept for the next message). Both sides
+decide on the event loop, so the decision cannot race. The job counts as answered only once the
+response is written: a process killed in between leaves the job to be taken over, and a response
+that could not be written leaves the answer to the job. A job taken over by another process finds
+no handoff and delivers itself.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ class Handoff:
     """One waiting skill request and its job."""
 
     def __init__(self) -> None:
-        self._answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._answer: asyncio.Future[str] = loop.create_future()
+        self._written: asyncio.Future[bool] = loop.create_future()
         self._deferred = asyncio.Event()
 
     async def wait(self, timeout: float) -> str | None:
@@ -32,9 +37,15 @@ class Handoff:
             self._deferred.set()
             return None
 
+    def written(self, ok: bool) -> None:
+        """The request's side, once it took the answer: whether its response went out."""
+        if not self._written.done():
+            self._written.set_result(ok)
+
     async def offer(self, answer: asyncio.Task[str]) -> bool:
-        """The job's side: True when the waiting request took the answer, False when the job
-        must deliver it itself (the request gave up first)."""
+        """The job's side: True when the waiting request took the answer and its response went
+        out, False when the job must deliver it itself (the request gave up first, or could not
+        write its response)."""
         given_up = asyncio.create_task(self._deferred.wait())
         try:
             await asyncio.wait({answer, given_up}, return_when=asyncio.FIRST_COMPLETED)
@@ -43,7 +54,7 @@ class Handoff:
         if self._deferred.is_set() or not answer.done():
             return False
         self._answer.set_result(answer.result())
-        return True
+        return await self._written
 
 
 class Handoffs:
@@ -57,7 +68,10 @@ class Handoffs:
         return handoff
 
     def close(self, job_id: str) -> None:
-        self._open.pop(job_id, None)
+        """The request is over: an answer it took and did not say it wrote was not written."""
+        handoff = self._open.pop(job_id, None)
+        if handoff is not None:
+            handoff.written(False)
 
     def get(self, job_id: str) -> Handoff | None:
         return self._open.get(job_id)

@@ -356,3 +356,24 @@ async def test_an_answer_finishing_while_the_next_message_waits_comes_with_it(
     assert "답변: 느린 질문" in texts[0]
     assert texts[-1] == "답변: 빠른 질문"
     assert texts_of(third) == ["답변: 세 번째 질문"]  # delivered once, not again
+
+
+async def test_an_inline_answer_whose_request_is_gone_goes_by_callback(
+    fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # The request waits for its answer inline, but Kakao (or the network) dropped it before
+    # the answer was written: the job delivers it by callback instead of counting it answered.
+    fake_openai.response_delay = 1.0
+    fake_openai.answer = "늦지 않은 답이에요."
+    settings = settings_for(fake_openai, tmp_path, kakao_callback_budget=4.0)
+    async with CallbackReceiver() as receiver, run_service(settings) as service:
+        body = skill_request("질문", callback=receiver.url + "/tok1")
+        with pytest.raises(TimeoutError):
+            async with http.post(
+                service.url + "/kakao/skill", json=body, timeout=aiohttp.ClientTimeout(total=0.3)
+            ):
+                pass
+        (callback,) = await receiver.wait_for(1, timeout=20)
+        await service.app[TASKS].join()
+    assert texts_of(callback) == ["늦지 않은 답이에요."]
+    assert len(fake_openai.requests) == 1

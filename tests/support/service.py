@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -105,7 +105,7 @@ class CallbackReceiver:
             await self._arrived.wait_for(lambda: len(self.bodies) >= count)
         return self.bodies
 
-    async def __aenter__(self) -> CallbackReceiver:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post("/callback/{token}", self._handle)
         self._runner = web.AppRunner(app)

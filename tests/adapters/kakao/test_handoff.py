@@ -18,6 +18,7 @@ async def test_a_quick_answer_goes_to_the_waiting_request() -> None:
     job = asyncio.create_task(answer("답"))
     offered = asyncio.create_task(handoff.offer(job))
     assert await handoff.wait(5.0) == "답"
+    handoff.written(True)
     assert await offered is True
 
 
@@ -35,8 +36,27 @@ async def test_an_answer_ready_before_the_request_waits_is_given_to_it() -> None
     handoff = Handoff()
     job = asyncio.create_task(answer("딱 맞춘 답"))
     await job  # ready before the job even offers it
-    assert await handoff.offer(job) is True
-    assert await handoff.wait(0.0) == "딱 맞춘 답"
+    offered = asyncio.create_task(handoff.offer(job))
+    assert await handoff.wait(1.0) == "딱 맞춘 답"
+    handoff.written(True)
+    assert await offered is True
+
+
+async def test_an_answer_whose_response_could_not_be_written_goes_back_to_the_job() -> None:
+    handoff = Handoff()
+    offered = asyncio.create_task(handoff.offer(asyncio.create_task(answer("답"))))
+    assert await handoff.wait(5.0) == "답"
+    handoff.written(False)  # Kakao had gone (or the process is going): the job delivers it
+    assert await offered is False
+
+
+async def test_a_request_that_ends_without_writing_its_answer_leaves_it_to_the_job() -> None:
+    handoffs = Handoffs()
+    handoff = handoffs.open("job-1")
+    offered = asyncio.create_task(handoff.offer(asyncio.create_task(answer("답"))))
+    assert await handoff.wait(5.0) == "답"
+    handoffs.close("job-1")  # say, building the response failed
+    assert await offered is False
 
 
 async def test_handoffs_are_found_by_job_until_closed() -> None:
