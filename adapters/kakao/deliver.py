@@ -1,9 +1,13 @@
 """The Kakao deliverer: an accepted skill request's answer, inline, by callback or kept for later.
 
 The first attempt runs in the process whose skill request waits; it hands the answer over
-when the request is still waiting (``Handoff``). Otherwise, and always after a takeover, the
-job delivers it: to the callback URL while it lives (marked before the POST, so a takeover never
-POSTs twice), else as the pending answer given first on the user's next message.
+when the request is still waiting (``Handoff``), marked before the response is written and once
+it was. Otherwise, and always after a takeover, the job delivers it: to the callback URL while
+it lives (marked before the POST, so a takeover never POSTs twice), else as the pending answer
+given first on the user's next message. A takeover that finds a response or a POST begun but not
+finished keeps the answer for the next message: it may have reached the user, and a second copy
+comes introduced as the answer to an earlier question, which is better than none. Answers kept
+earlier in the conversation go first in the next callback.
 """
 
 from __future__ import annotations
@@ -67,12 +71,18 @@ class KakaoDeliverer:
         inbound = delivery.job.inbound
         persona = engine.persona(inbound.key.bot)
         lang = detect_language(inbound.text, persona.language)
-        if delivery.marks.get("callback") == "delivered" or "pending" in delivery.marks:
+        marks = delivery.marks
+        if marks.get("callback") == "delivered" or marks.get("inline") == "written" or "pending" in marks:
             return  # the first attempt delivered it and died before saying it was done
         answer = asyncio.create_task(full_answer(engine, inbound, persona, lang))
         try:
             handoff = self._handoffs.get(delivery.job.id)
-            if handoff is not None and await handoff.offer(answer):
+
+            async def writing() -> None:  # before the request writes it: a takeover never POSTs it
+                await delivery.mark("inline", "writing")
+
+            if handoff is not None and await handoff.offer(answer, before=writing):
+                await delivery.mark("inline", "written")
                 return
             await self._later(delivery, answer, persona, lang)
         finally:
@@ -87,7 +97,9 @@ class KakaoDeliverer:
         url = str(target.get("callback") or "")
         until = float(target.get("callback_until") or 0.0)
         keep: str | None
-        if url and "callback" not in delivery.marks and time.time() < until - POST_MARGIN:
+        earlier = delivery.claim.marks  # what an attempt that died had begun
+        begun = "callback" in earlier or "inline" in earlier
+        if url and not begun and time.time() < until - POST_MARGIN:
 
             async def used() -> None:  # before the POST: a takeover never POSTs again
                 await delivery.mark("callback", "used")
@@ -96,6 +108,10 @@ class KakaoDeliverer:
                 http=self._app[HTTP], url=url, deadline=until, metrics=self._app[METRICS]
             )
             first = [str(text) for text in target.get("first") or ()]
+            if kept := await self._app[ENGINE].store.pop_pending(delivery.job.inbound.key):
+                # Kept by an earlier message's takeover: it goes first, in order.
+                intro = say("kakao_pending_intro", lang=lang, level=persona.speech_level)
+                first.append(intro + "\n\n" + kept)
             keep = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
             await delivery.mark("callback", "delivered")
         else:

@@ -13,6 +13,7 @@ no handoff and delivers itself.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 __all__ = ["Handoff", "Handoffs"]
 
@@ -42,10 +43,13 @@ class Handoff:
         if not self._written.done():
             self._written.set_result(ok)
 
-    async def offer(self, answer: asyncio.Task[str]) -> bool:
+    async def offer(
+        self, answer: asyncio.Task[str], *, before: Callable[[], Awaitable[None]] | None = None
+    ) -> bool:
         """The job's side: True when the waiting request took the answer and its response went
         out, False when the job must deliver it itself (the request gave up first, or could not
-        write its response)."""
+        write its response). ``before`` runs once the answer is ready, before the request gets it
+        (the job marks that a response is being written)."""
         given_up = asyncio.create_task(self._deferred.wait())
         try:
             await asyncio.wait({answer, given_up}, return_when=asyncio.FIRST_COMPLETED)
@@ -53,6 +57,10 @@ class Handoff:
             given_up.cancel()
         if self._deferred.is_set() or not answer.done():
             return False
+        if before is not None:
+            await before()
+            if self._deferred.is_set():
+                return False  # the request gave up meanwhile
         self._answer.set_result(answer.result())
         return await self._written
 

@@ -1,0 +1,87 @@
+"""What a Kakao job delivers after a takeover, from the marks of the attempt that died."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapters.kakao.deliver import KakaoDeliverer, kakao_target
+from adapters.kakao.handoff import Handoffs
+from adapters.metrics import METRICS, Metrics
+from adapters.runtime import ENGINE, HTTP
+from adapters.settings import DEFAULT_BOTS_DIR
+from adapters.worker import Delivery
+from core.engine import Engine
+from core.jobs import Claim, new_job
+from core.jobs_local import LocalQueue
+from core.persona import load_personas
+from core.types import ConversationKey, Inbound
+from tests.support.fakes import InMemoryStore, ScriptedLLM
+from tests.support.service import CallbackReceiver
+
+KEY = ConversationKey("kakao", "bot-1", "kakao-user-1")
+
+
+@dataclass
+class Door:
+    deliverer: KakaoDeliverer
+    store: InMemoryStore
+    llm: ScriptedLLM
+    callbacks: CallbackReceiver
+
+
+@pytest.fixture
+async def door() -> AsyncIterator[Door]:
+    store, llm = InMemoryStore(), ScriptedLLM("회의실은 3층이에요.")
+    app = web.Application()
+    app[ENGINE] = Engine(store=store, llm=llm, personas=load_personas(DEFAULT_BOTS_DIR), default_model="m")
+    app[METRICS] = Metrics()
+    async with aiohttp.ClientSession() as http, CallbackReceiver() as callbacks:
+        app[HTTP] = http
+        yield Door(KakaoDeliverer(app, Handoffs()), store, llm, callbacks)
+
+
+def delivery(door: Door, question: str, **marks: str) -> Delivery:
+    inbound = Inbound(key=KEY, message_id=question, user_id="kakao-user-1", text=question)
+    target: dict[str, Any] = kakao_target(
+        callback_url=door.callbacks.url + "/t1", callback_until=time.time() + 60, first=[]
+    )
+    job = new_job(door="kakao", inbound=inbound, target=target, origin="dead")
+    claim = Claim(job=job, entry="1-0", attempt=2 if marks else 1, marks=marks)
+    return Delivery(claim=claim, queue=LocalQueue(), marks=dict(marks))
+
+
+def texts(body: dict[str, Any]) -> list[str]:
+    return [output["simpleText"]["text"] for output in body["template"]["outputs"]]
+
+
+async def test_an_inline_answer_written_before_the_process_died_is_not_sent_again(door: Door) -> None:
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="written"))
+
+    assert door.callbacks.bodies == [] and door.llm.calls == []
+    assert await door.store.pop_pending(KEY) is None
+
+
+async def test_an_inline_answer_being_written_when_the_process_died_is_kept_not_posted(door: Door) -> None:
+    # It may have reached the user: a callback would certainly be a second copy, the kept
+    # answer comes introduced as the answer to an earlier question on the next message.
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="writing"))
+
+    assert door.callbacks.bodies == []
+    assert await door.store.pop_pending(KEY) == "회의실은 3층이에요."
+
+
+async def test_an_answer_kept_earlier_goes_first_in_the_next_callback(door: Door) -> None:
+    await door.store.put_pending(KEY, "앞선 질문의 답이에요.", ttl=60)
+
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?"))
+
+    (body,) = door.callbacks.bodies
+    assert texts(body) == ["앞서 물어보신 내용의 답변이에요.\n\n앞선 질문의 답이에요.", "회의실은 3층이에요."]
+    assert await door.store.pop_pending(KEY) is None
