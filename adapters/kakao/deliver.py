@@ -1,13 +1,13 @@
 """The Kakao deliverer: an accepted skill request's answer, inline, by callback or kept for later.
 
 The first attempt runs in the process whose skill request waits; it hands the answer over
-when the request is still waiting (``Handoff``), marked before the response is written and once
-it was. Otherwise, and always after a takeover, the job delivers it: to the callback URL while
-it lives (marked before the POST, so a takeover never POSTs twice), else as the pending answer
-given first on the user's next message. A takeover that finds a response or a POST begun but not
-finished keeps the answer for the next message: it may have reached the user, and a second copy
-comes introduced as the answer to an earlier question, which is better than none. Answers kept
-earlier in the conversation go first in the next callback.
+when the request is still waiting (``Handoff``), marked just before the response is written.
+Otherwise, and always after a takeover, the job delivers it: to the callback URL while it lives
+(marked before the POST, so a takeover never POSTs twice), else as the pending answer given
+first on the user's next message. A takeover that finds the inline mark sends nothing: either
+the response reached the user, or the request failed and Kakao showed the user its error, as for
+any request a dying process had not recorded (Kakao never sends a request again; the user does).
+Answers kept earlier in the conversation go first in the next callback, so they arrive in order.
 """
 
 from __future__ import annotations
@@ -72,17 +72,16 @@ class KakaoDeliverer:
         persona = engine.persona(inbound.key.bot)
         lang = detect_language(inbound.text, persona.language)
         marks = delivery.marks
-        if marks.get("callback") == "delivered" or marks.get("inline") == "written" or "pending" in marks:
-            return  # the first attempt delivered it and died before saying it was done
+        if marks.get("callback") == "delivered" or "inline" in marks or "pending" in marks:
+            return  # the first attempt delivered it (or its request failed) and died before it was done
         answer = asyncio.create_task(full_answer(engine, inbound, persona, lang))
         try:
             handoff = self._handoffs.get(delivery.job.id)
 
-            async def writing() -> None:  # before the request writes it: a takeover never POSTs it
-                await delivery.mark("inline", "writing")
+            async def writing() -> None:  # before the request writes it: a takeover sends nothing
+                await delivery.mark("inline", "sent")
 
             if handoff is not None and await handoff.offer(answer, before=writing):
-                await delivery.mark("inline", "written")
                 return
             await self._later(delivery, answer, persona, lang)
         finally:
@@ -97,9 +96,8 @@ class KakaoDeliverer:
         url = str(target.get("callback") or "")
         until = float(target.get("callback_until") or 0.0)
         keep: str | None
-        earlier = delivery.claim.marks  # what an attempt that died had begun
-        begun = "callback" in earlier or "inline" in earlier
-        if url and not begun and time.time() < until - POST_MARGIN:
+        # A callback an attempt that died had begun is not POSTed again (it is kept instead).
+        if url and "callback" not in delivery.claim.marks and time.time() < until - POST_MARGIN:
 
             async def used() -> None:  # before the POST: a takeover never POSTs again
                 await delivery.mark("callback", "used")

@@ -61,17 +61,17 @@ def texts(body: dict[str, Any]) -> list[str]:
     return [output["simpleText"]["text"] for output in body["template"]["outputs"]]
 
 
-async def test_an_inline_answer_written_before_the_process_died_is_not_sent_again(door: Door) -> None:
-    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="written"))
+async def test_an_inline_answer_handed_to_its_request_is_not_sent_again_by_a_takeover(door: Door) -> None:
+    # Either the response reached the user, or the request failed with the process and Kakao
+    # showed its error (the user writes again): a callback now would be a second answer.
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="sent"))
 
     assert door.callbacks.bodies == [] and door.llm.calls == []
     assert await door.store.pop_pending(KEY) is None
 
 
-async def test_an_inline_answer_being_written_when_the_process_died_is_kept_not_posted(door: Door) -> None:
-    # It may have reached the user: a callback would certainly be a second copy, the kept
-    # answer comes introduced as the answer to an earlier question on the next message.
-    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="writing"))
+async def test_a_callback_begun_by_the_process_that_died_is_kept_not_posted_again(door: Door) -> None:
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", callback="used"))
 
     assert door.callbacks.bodies == []
     assert await door.store.pop_pending(KEY) == "회의실은 3층이에요."
