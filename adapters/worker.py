@@ -53,6 +53,7 @@ QUEUE_POOL_WAIT = 30.0  # seconds a job's command waits for a free connection be
 OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before it runs without it
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
+PROBE_SHORT = 0.1  # the longest pause while messages still wait for the queue (OUTAGE_SHORT)
 
 
 def process_name() -> str:
@@ -250,7 +251,11 @@ class Worker:
             await self._queue.ping()
         except StoreError:
             self._last_failure = loop.time()
-            self._probe_pause = min(self._probe_pause * 2, PROBE[1])
+            # Messages wait up to OUTAGE_HOLD for the queue in the first OUTAGE_SHORT s: notice
+            # its return within a tenth of a second then (with pauses grown to 0.8 s, messages
+            # could give up on a queue that was back, and run without their place in order).
+            short = loop.time() - (self._down_since or loop.time()) < OUTAGE_SHORT
+            self._probe_pause = min(self._probe_pause * 2, PROBE_SHORT if short else PROBE[1])
             return True  # Redis is still away: ask again soon
         if self._down_since is not None:
             log.warning("jobs are recorded again after %.1f s", loop.time() - self._down_since)

@@ -15,6 +15,7 @@ from adapters.runtime import TaskSet
 from adapters.worker import (
     CONTROL_POOL,
     MAX_ATTEMPTS,
+    PROBE_SHORT,
     QUEUE_POOL_WAIT,
     Delivery,
     Worker,
@@ -195,6 +196,23 @@ async def test_without_redis_answers_still_go_out(caplog: pytest.LogCaptureFixtu
     assert [text for text, _, _ in recorder.delivered] == ["질문 0", "질문 1"]
     said = [r for r in caplog.records if "jobs cannot be recorded" in r.getMessage()]
     assert len(said) == 1  # once, not per message
+
+
+async def test_in_a_short_outage_the_queue_is_checked_at_least_every_tenth_of_a_second() -> None:
+    # Messages wait up to 2 s for the queue at the start of an outage; pauses grown to 0.8 s
+    # between checks could make them give up on a queue that was back already.
+    tasks, recorder = TaskSet(), Recorder()
+    worker = Worker(tasks=tasks, name="cut-off", lease=60.0, order_wait=10.0)
+    worker.add("test", recorder)
+    queue = RedisQueue.from_url("redis://127.0.0.1:9/0", prefix="dari", consumer="cut-off", lease=60.0)
+    worker.attach(queue)
+    await worker.submit(job("질문"))  # the queue is found down here
+    for _ in range(8):
+        assert await worker._probe_round() is True  # still down: ask again
+    await worker.stop(grace=1.0)
+    await tasks.join()
+    await queue.close()
+    assert worker._probe_pause == PROBE_SHORT
 
 
 async def test_jobs_are_recorded_again_once_redis_returns(caplog: pytest.LogCaptureFixture) -> None:
