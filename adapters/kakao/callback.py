@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -30,6 +31,19 @@ def _json_or_none(raw: bytes) -> object:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a callback did not deliver.
+
+    Attributes:
+        keep: the answer, to give with the user's next message; None when it was delivered.
+        first_delivered: whether the texts sent before the answer reached the user.
+    """
+
+    keep: str | None
+    first_delivered: bool
+
+
 class CallbackDelivery:
     """POSTs one SkillResponse to a callback URL, retrying only failures that cannot have delivered.
 
@@ -51,8 +65,10 @@ class CallbackDelivery:
         persona: Persona,
         lang: Lang,
         before_post: Callable[[], Awaitable[None]] | None = None,
-    ) -> str | None:
-        """Wait for the answer and POST it; the answer to keep for later when the URL expires first.
+    ) -> Outcome:
+        """Wait for the answer and POST it (after ``first``); what was not delivered: the answer,
+        when the URL expires before it is ready or the POST did not deliver it (Kakao refused it,
+        the window closed), and whether ``first`` went out.
 
         ``before_post`` runs right before the one POST (with its retries): the URL is used from then on.
         """
@@ -67,13 +83,15 @@ class CallbackDelivery:
             )
             if before_post is not None:
                 await before_post()
-            await self.post(body)
-            return await answer
+            sent = await self.post(body)
+            return Outcome(keep=await answer, first_delivered=sent)
         body = to_skill_response([*first, text], quick_replies=persona.quick_replies, lang=lang, level=level)
         if before_post is not None:
             await before_post()
-        await self.post(body)
-        return None
+        # Refused (say, the request had failed, so Kakao never waited for a callback): the user
+        # gets it with their next message rather than never.
+        sent = await self.post(body)
+        return Outcome(keep=None if sent else text, first_delivered=sent)
 
     async def post(self, body: dict[str, object]) -> bool:
         """POST once; retry only when no answer came back (connection failure) or Kakao said 5xx/429."""

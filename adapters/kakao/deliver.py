@@ -27,6 +27,7 @@ from adapters.runtime import ENGINE, HTTP
 from adapters.worker import Delivery
 from core.engine import Engine
 from core.errors import DariError
+from core.memory.base import PENDING_SEPARATOR
 from core.messages import Lang, detect_language, say
 from core.persona import Persona
 from core.types import Inbound
@@ -96,6 +97,7 @@ class KakaoDeliverer:
         url = str(target.get("callback") or "")
         until = float(target.get("callback_until") or 0.0)
         keep: str | None
+        kept: str | None = None
         # A callback an attempt that died had begun is not POSTed again (it is kept instead).
         if url and "callback" not in delivery.claim.marks and time.time() < until - POST_MARGIN:
 
@@ -110,7 +112,10 @@ class KakaoDeliverer:
                 # Kept by an earlier message's takeover: it goes first, in order.
                 intro = say("kakao_pending_intro", lang=lang, level=persona.speech_level)
                 first.append(intro + "\n\n" + kept)
-            keep = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
+            outcome = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
+            keep = outcome.keep
+            if kept and not outcome.first_delivered:  # not delivered either: kept again, in order
+                keep = kept if keep is None else kept + PENDING_SEPARATOR + keep
             await delivery.mark("callback", "delivered")
         else:
             keep = await answer

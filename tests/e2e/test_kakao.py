@@ -156,6 +156,7 @@ async def test_a_refused_callback_is_not_posted_again(
     fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     fake_openai.response_delay = 0.5
+    fake_openai.answer = "첫 답이에요."
     async with (
         CallbackReceiver() as receiver,
         run_service(settings_for(fake_openai, tmp_path, kakao_callback_budget=0.1)) as service,
@@ -163,8 +164,14 @@ async def test_a_refused_callback_is_not_posted_again(
         receiver.fail_next = [400, 400]
         await ask(http, service, skill_request("질문", callback=receiver.url + "/tok3"))
         await service.app[TASKS].join()
-    assert receiver.fail_next == [400]  # one attempt only
-    assert receiver.bodies == []
+        assert receiver.fail_next == [400]  # one attempt only
+        assert receiver.bodies == []
+        # Not lost: it comes first with the user's next message.
+        fake_openai.response_delay = 0.0
+        fake_openai.answer = "다음 답이에요."
+        later = await ask(http, service, skill_request("다음 질문"))
+    first, *_, last = texts_of(later)
+    assert first == "앞서 물어보신 내용의 답변이에요.\n\n첫 답이에요." and last == "다음 답이에요."
 
 
 async def test_callbacks_go_only_to_kakao_unless_allowed(

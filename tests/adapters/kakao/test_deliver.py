@@ -85,3 +85,15 @@ async def test_an_answer_kept_earlier_goes_first_in_the_next_callback(door: Door
     (body,) = door.callbacks.bodies
     assert texts(body) == ["앞서 물어보신 내용의 답변이에요.\n\n앞선 질문의 답이에요.", "회의실은 3층이에요."]
     assert await door.store.pop_pending(KEY) is None
+
+
+async def test_a_refused_callback_keeps_its_answer_and_the_earlier_one_in_order(door: Door) -> None:
+    # Kakao refuses a callback for a request it stopped waiting for (the request failed): both
+    # answers come with the user's next message instead of never.
+    await door.store.put_pending(KEY, "앞선 질문의 답이에요.", ttl=60)
+    door.callbacks.fail_next = [400]
+
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?"))
+
+    assert door.callbacks.bodies == []
+    assert await door.store.pop_pending(KEY) == "앞선 질문의 답이에요.\n\n회의실은 3층이에요."
