@@ -194,18 +194,39 @@ class SoakConnector(BotConnector):
 
 class SoakKakao(CallbackReceiver):
     """Kakao's side: what each user was shown, inline (the skill response) or by callback, one
-    entry per answer (kept answers come joined, after an intro line), with a wake-up per user."""
+    entry per answer (kept answers come joined, after an intro line), with a wake-up per user.
+
+    Its callback URLs behave like Kakao's: one per skill request (``<user>~<n>``), usable once,
+    and only when that request was answered with ``useCallback`` (Kakao stopped waiting for a
+    request that failed or was answered inline, and answers FAIL, as its guide documents).
+    """
+
+    REFUSED = "The skill server settings are incorrect. Use callback true setting required."
+    USED = "Invalid callback token. Check your callback token."
 
     def __init__(self) -> None:
         super().__init__()
         self.shown: dict[str, list[str]] = {}
+        self.refused = 0
         self._users: dict[str, asyncio.Condition] = {}
+        self._outcomes: dict[str, asyncio.Future[bool]] = {}  # token -> answered with useCallback
+        self._used: set[str] = set()
 
     def finished(self, user: str) -> int:
         return len(self.shown.get(user, ()))
 
     def condition(self, user: str) -> asyncio.Condition:
         return self._users.setdefault(user, asyncio.Condition())
+
+    def _outcome(self, token: str) -> asyncio.Future[bool]:
+        if token not in self._outcomes:
+            self._outcomes[token] = asyncio.get_running_loop().create_future()
+        return self._outcomes[token]
+
+    def settle(self, token: str, *, waiting: bool) -> None:
+        """How the skill request of ``token`` ended: ``waiting`` when answered with useCallback."""
+        if not self._outcome(token).done():
+            self._outcome(token).set_result(waiting)
 
     async def show(self, user: str, response: Mapping[str, Any]) -> None:
         """Record what a skill response or callback body shows ``user``."""
@@ -218,10 +239,21 @@ class SoakKakao(CallbackReceiver):
             self.condition(user).notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        response = await CallbackReceiver._handle(self, request)
-        if response.status == 200:
-            await self.show(request.match_info["token"], await request.json())
-        return response
+        token = request.match_info["token"]
+        body = await request.json()
+        try:
+            # The callback may come a moment before the load has read the request's ack.
+            waiting = await asyncio.wait_for(asyncio.shield(self._outcome(token)), timeout=40)
+        except TimeoutError:
+            waiting = False
+        message = "" if waiting and token not in self._used else self.USED if waiting else self.REFUSED
+        if message:
+            self.refused += 1
+            return web.json_response({"taskId": str(uuid.uuid4()), "status": "FAIL", "message": message})
+        self._used.add(token)
+        self.bodies.append(body)
+        await self.show(token.split("~")[0], body)
+        return web.json_response({"taskId": str(uuid.uuid4()), "status": "SUCCESS", "message": ""})
 
 
 @dataclass(slots=True)
@@ -398,11 +430,22 @@ class Doors:
         not reach this one (a load balancer does that much), never sent again once it arrived.
         False when it failed after arriving."""
         user = self.user(number)
+        token = f"{user}~{index}"
         body = copy.deepcopy(self.kakao_template)
-        body["userRequest"].update(utterance=text, callbackUrl=f"{self.kakao.url}/{user}")
+        body["userRequest"].update(utterance=text, callbackUrl=f"{self.kakao.url}/{token}")
         body["userRequest"]["user"]["id"] = user
+        try:
+            return await self._skill(http, state, body, number + index)
+        finally:
+            self.kakao.settle(token, waiting=False)  # unless it was answered with useCallback
+
+    async def _skill(
+        self, http: aiohttp.ClientSession, state: State, body: dict[str, Any], first: int
+    ) -> bool:
+        user = str(body["userRequest"]["user"]["id"])
+        token = str(body["userRequest"]["callbackUrl"]).rsplit("/", 1)[1]
         for attempt in range(600):
-            process = state.processes[(number + index + attempt) % len(state.processes)]
+            process = state.processes[(first + attempt) % len(state.processes)]
             if process is None:
                 await asyncio.sleep(0.05)
                 continue
@@ -417,7 +460,9 @@ class Doors:
                 continue
             except (aiohttp.ClientError, TimeoutError):
                 return False  # it arrived, and the process died with it
-            if not answer.get("useCallback"):
+            if answer.get("useCallback"):
+                self.kakao.settle(token, waiting=True)
+            else:
                 await self.kakao.show(user, answer)
             return True
         raise RuntimeError("no process took a skill request for 30 s")
@@ -560,6 +605,7 @@ def _verify(doors: Doors, state: State) -> dict[str, Any]:
         "kakao_failed_requests": sum(len(f) for f in state.failed),
         "kakao_failed_unanswered": unanswered_failed,
         "kakao_failed_unanswered_examples": never[:30],
+        "kakao_callbacks_refused": doors.kakao.refused,
         "examples": examples,
     }
 
