@@ -246,17 +246,20 @@ class RedisQueue:
         answered jobs whose removal waited for Redis to load its data, and answered them twice).
         """
         try:
-            info = await self._control.info("server")
+            info = await self._control.info("server", "persistence")
         except ResponseError:
             return False  # INFO renamed or refused (some managed Redis): no way to tell
         now = asyncio.get_running_loop().time()
         server, uptime = str(info.get("run_id", "")), float(info.get("uptime_in_seconds", math.inf))
-        if server != self._server:
+        if info.get("loading"):
+            # Still reading its data: nothing can be renewed yet. A lease from when it is done.
+            self._calm_until = now + self._lease
+        elif server != self._server:
             # Changed under this process (a restart, a failover): a lease from now. At the
             # first look: a lease from the server's start.
             since = 0.0 if self._server else min(uptime, self._lease)
-            self._calm_until = now + self._lease - since
-            self._server = server
+            self._calm_until = max(self._calm_until, now + self._lease - since)
+        self._server = server
         return now < self._calm_until
 
     async def _prune(self) -> None:

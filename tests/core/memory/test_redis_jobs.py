@@ -163,6 +163,28 @@ async def test_no_takeovers_for_a_lease_after_redis_restarted(
     assert again.entry == claim.entry and again.attempt == 3
 
 
+async def test_no_takeovers_while_redis_loads_its_data_and_for_a_lease_after(
+    queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large restart reads its data for seconds, refusing renewals meanwhile: the lease the
+    # running processes get to renew their jobs counts from when it is done.
+    a, b = queues
+    claim = await put(a, job())
+    await a.release([claim])
+    info = b._control.info
+    loading = True
+
+    async def server(*args: Any, **kwargs: Any) -> Any:
+        return {**await info(*args, **kwargs), "loading": int(loading)}
+
+    monkeypatch.setattr(b._control, "info", server)
+    assert await b.takeover(count=10) == [], "loading: nothing can be renewed yet"
+    loading = False
+    assert await b.takeover(count=10) == [], "loaded just now: a lease for the renewals first"
+    [again] = await taken_over(b)
+    assert again.entry == claim.entry
+
+
 async def test_released_jobs_are_taken_over_at_once(queues: tuple[RedisQueue, RedisQueue]) -> None:
     a, b = queues
     claims = [await put(a, job(f"질문 {n}")) for n in range(3)]
