@@ -16,7 +16,7 @@ from adapters.metrics import Metrics
 from core.messages import Lang, say
 from core.persona import Persona
 
-__all__ = ["POST_MARGIN", "CallbackDelivery", "Outcome"]
+__all__ = ["POST_MARGIN", "CallbackDelivery"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ class CallbackDelivery:
         self._url = url
         self._deadline = deadline
         self._metrics = metrics
-        self.used_before = False  # Kakao refused the POST as to a URL already used
 
     async def run(
         self,
@@ -124,8 +123,6 @@ class CallbackDelivery:
             return True
         # Kakao refused (expired or used token, bad JSON): a second POST cannot help.
         message = result.get("message") if isinstance(result, dict) else None
-        # Before the URL's minute is over, an invalid token is one already used.
-        self.used_before = "invalid callback token" in str(message).lower() and time.time() < self._deadline
         log.error(
             "kakao callback refused",
             extra={"status": status, "kakao_status": str(kakao_status), "kakao_message": str(message)[:200]},

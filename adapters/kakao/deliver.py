@@ -3,9 +3,8 @@
 The first attempt runs in the process whose skill request waits; it hands the answer over
 when the request is still waiting (``Handoff``), marked just before the response is written.
 Otherwise, and always after a takeover, the job delivers it: to the callback URL while it lives
-(marked before the POST; a takeover POSTs to the same URL, which Kakao takes only once, so its
-"invalid token" means the first POST got through), else as the pending answer given first on the
-user's next message. A takeover that finds the inline mark sends nothing: either
+(marked before the POST, so a takeover never POSTs twice), else as the pending answer given
+first on the user's next message. A takeover that finds the inline mark sends nothing: either
 the response reached the user, or the request failed and Kakao showed the user its error, as for
 any request a dying process had not recorded (Kakao never sends a request again; the user does).
 Answers kept earlier in the conversation go first in the next callback, so they arrive in order.
@@ -20,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.kakao.callback import POST_MARGIN, CallbackDelivery, Outcome
+from adapters.kakao.callback import POST_MARGIN, CallbackDelivery
 from adapters.kakao.handoff import Handoffs
 from adapters.kakao.translate import markdown_to_plain
 from adapters.metrics import METRICS
@@ -99,12 +98,10 @@ class KakaoDeliverer:
         until = float(target.get("callback_until") or 0.0)
         keep: str | None
         kept: str | None = None
-        # A callback the attempt that died had begun is POSTed again to the same URL: Kakao
-        # takes a URL once, so it answers "invalid token" when the first POST got through.
-        again = delivery.claim.marks.get("callback") == "used"
-        if url and ("callback" not in delivery.claim.marks or again) and time.time() < until - POST_MARGIN:
+        # A callback an attempt that died had begun is not POSTed again (it is kept instead).
+        if url and "callback" not in delivery.claim.marks and time.time() < until - POST_MARGIN:
 
-            async def used() -> None:  # before the POST
+            async def used() -> None:  # before the POST: a takeover never POSTs again
                 await delivery.mark("callback", "used")
 
             callback = CallbackDelivery(
@@ -116,8 +113,6 @@ class KakaoDeliverer:
                 intro = say("kakao_pending_intro", lang=lang, level=persona.speech_level)
                 first.append(intro + "\n\n" + kept)
             outcome = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
-            if again and callback.used_before:
-                outcome = Outcome(keep=None, first_delivered=True)  # the first POST delivered it
             keep = outcome.keep
             if kept and not outcome.first_delivered:  # not delivered either: kept again, in order
                 keep = kept if keep is None else kept + PENDING_SEPARATOR + keep
