@@ -16,7 +16,7 @@ from adapters.metrics import Metrics
 from core.messages import Lang, say
 from core.persona import Persona
 
-__all__ = ["POST_MARGIN", "CallbackDelivery"]
+__all__ = ["POST_MARGIN", "CallbackDelivery", "Outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class CallbackDelivery:
         self._url = url
         self._deadline = deadline
         self._metrics = metrics
+        self.used_before = False  # Kakao refused the POST as one to a URL already used
 
     async def run(
         self,
@@ -123,6 +124,8 @@ class CallbackDelivery:
             return True
         # Kakao refused (expired or used token, bad JSON): a second POST cannot help.
         message = result.get("message") if isinstance(result, dict) else None
+        # Within the URL's minute, an invalid token is one already used.
+        self.used_before = "invalid callback token" in str(message).lower() and time.time() < self._deadline
         log.error(
             "kakao callback refused",
             extra={"status": status, "kakao_status": str(kakao_status), "kakao_message": str(message)[:200]},

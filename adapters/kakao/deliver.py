@@ -3,7 +3,8 @@
 The first attempt runs in the process whose skill request waits; it hands the answer over
 when the request is still waiting (``Handoff``), marked just before the response is written.
 Otherwise, and always after a takeover, the job delivers it: to the callback URL while it lives
-(marked before the POST, so a takeover never POSTs twice), else as the pending answer given
+(marked before the POST; a takeover POSTs to the same URL, which Kakao takes only once, so its
+"invalid callback token" means the first POST got through), else as the pending answer given
 first on the user's next message. A takeover that finds the inline mark sends nothing: either
 the response reached the user, or the request failed and Kakao showed the user its error, as for
 any request a dying process had not recorded (Kakao never sends a request again; the user does).
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.kakao.callback import POST_MARGIN, CallbackDelivery
+from adapters.kakao.callback import POST_MARGIN, CallbackDelivery, Outcome
 from adapters.kakao.handoff import Handoffs
 from adapters.kakao.translate import markdown_to_plain
 from adapters.metrics import METRICS
@@ -97,22 +98,33 @@ class KakaoDeliverer:
         url = str(target.get("callback") or "")
         until = float(target.get("callback_until") or 0.0)
         keep: str | None
-        kept: str | None = None
-        # A callback an attempt that died had begun is not POSTed again (it is kept instead).
-        if url and "callback" not in delivery.claim.marks and time.time() < until - POST_MARGIN:
+        earlier = delivery.claim.marks  # what an attempt that died had done
+        # A callback the attempt that died had begun is POSTed again to the same URL: Kakao takes
+        # a URL once, so "invalid callback token" within its minute means the first POST got
+        # through (with the answers it carried).
+        again = earlier.get("callback") == "used"
+        if url and ("callback" not in earlier or again) and time.time() < until - POST_MARGIN:
 
-            async def used() -> None:  # before the POST: a takeover never POSTs again
+            async def used() -> None:  # before the POST
                 await delivery.mark("callback", "used")
 
             callback = CallbackDelivery(
                 http=self._app[HTTP], url=url, deadline=until, metrics=self._app[METRICS]
             )
+            store = self._app[ENGINE].store
+            fresh = await store.pop_pending(delivery.job.inbound.key) or ""
+            kept = PENDING_SEPARATOR.join(text for text in (earlier.get("carried", ""), fresh) if text)
+            if fresh:
+                await delivery.mark("carried", kept)  # taken from the store: a takeover must know
             first = [str(text) for text in target.get("first") or ()]
-            if kept := await self._app[ENGINE].store.pop_pending(delivery.job.inbound.key):
+            if kept:
                 # Kept by an earlier message's takeover: it goes first, in order.
                 intro = say("kakao_pending_intro", lang=lang, level=persona.speech_level)
                 first.append(intro + "\n\n" + kept)
             outcome = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
+            if again and callback.used_before:
+                # The first POST delivered the answer and what it carried; not what came since.
+                outcome, kept = Outcome(keep=None, first_delivered=False), fresh
             keep = outcome.keep
             if kept and not outcome.first_delivered:  # not delivered either: kept again, in order
                 keep = kept if keep is None else kept + PENDING_SEPARATOR + keep

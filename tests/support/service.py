@@ -79,6 +79,7 @@ class CallbackReceiver:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.fail_next: list[int] = []
+        self.refuse_next: list[str] = []  # Kakao's FAIL messages for the next POSTs
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -87,6 +88,8 @@ class CallbackReceiver:
         body = await request.json()
         if self.fail_next:
             return web.json_response({"status": "ERROR"}, status=self.fail_next.pop(0))
+        if self.refuse_next:
+            return web.json_response({"status": "FAIL", "message": self.refuse_next.pop(0)})
         async with self._arrived:
             self.bodies.append(body)
             self._arrived.notify_all()

@@ -70,11 +70,41 @@ async def test_an_inline_answer_handed_to_its_request_is_not_sent_again_by_a_tak
     assert await door.store.pop_pending(KEY) is None
 
 
-async def test_a_callback_begun_by_the_process_that_died_is_kept_not_posted_again(door: Door) -> None:
-    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", callback="used"))
+USED = "Invalid callback token. Check your callback token."
+
+
+async def test_a_callback_the_process_that_died_had_posted_is_not_given_again(door: Door) -> None:
+    # Its POST got through, with the earlier answer it carried, and it died before saying so:
+    # Kakao takes a URL once, so the second POST is refused as to a used token.
+    door.callbacks.refuse_next = [USED]
+
+    await door.deliverer.deliver(
+        delivery(door, "회의실 어디예요?", callback="used", carried="앞선 답이에요.")
+    )
 
     assert door.callbacks.bodies == []
-    assert await door.store.pop_pending(KEY) == "회의실은 3층이에요."
+    assert await door.store.pop_pending(KEY) is None, "the user has both: nothing kept for later"
+
+
+async def test_a_callback_the_process_that_died_had_not_posted_is_posted_with_what_it_carried(
+    door: Door,
+) -> None:
+    # It died after taking the earlier answer from the store and before its POST.
+    await door.deliverer.deliver(
+        delivery(door, "회의실 어디예요?", callback="used", carried="앞선 답이에요.")
+    )
+
+    (body,) = door.callbacks.bodies
+    assert texts(body) == ["앞서 물어보신 내용의 답변이에요.\n\n앞선 답이에요.", "회의실은 3층이에요."]
+
+
+async def test_an_answer_kept_after_the_first_post_stays_kept_when_that_post_got_through(door: Door) -> None:
+    await door.store.put_pending(KEY, "그 뒤에 남겨진 답이에요.", ttl=60)
+    door.callbacks.refuse_next = [USED]
+
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", callback="used"))
+
+    assert await door.store.pop_pending(KEY) == "그 뒤에 남겨진 답이에요."
 
 
 async def test_an_answer_kept_earlier_goes_first_in_the_next_callback(door: Door) -> None:
