@@ -40,7 +40,8 @@ from adapters.runtime import ENGINE, SETTINGS
 from adapters.settings import Settings
 from adapters.worker import WORKER
 from core.jobs import new_job
-from core.messages import detect_language, say
+from core.messages import Lang, detect_language, say
+from core.persona import SpeechLevel
 
 __all__ = ["HANDOFFS", "SECRET_HEADER", "setup"]
 
@@ -127,13 +128,13 @@ async def skill(request: web.Request) -> web.StreamResponse:
     worker = request.app[WORKER]
     handoffs = request.app[HANDOFFS]
 
-    earlier = await store.pop_pending(inbound.key)
-    first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + earlier] if earlier else []
+    # Answers kept for this user are taken only in this message's turn (below, or by its job):
+    # taken on arrival, they would come after answers to messages sent before this one.
     callback_url = None if is_builder_test(payload) else _callback_url(payload, settings)
     target = kakao_target(
         callback_url=callback_url,
         callback_until=received_at + settings.kakao_callback_window,
-        first=first,
+        first=[],
     )
     job = new_job(door="kakao", inbound=inbound, target=target, origin=worker.name)
     handoff = handoffs.open(job.id)
@@ -144,11 +145,9 @@ async def skill(request: web.Request) -> web.StreamResponse:
         limit = settings.kakao_callback_budget if callback_url else settings.kakao_budget
         text = await handoff.wait(max(limit - (time.monotonic() - received), 0.0))
         if text is not None:
-            late = None if first else await store.pop_pending(inbound.key)
-            if late:
-                # An earlier slow answer finished while this message waited for its turn.
-                first = [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + late]
-            texts = [*first, text]
+            # The job's turn has come: every answer kept now is to an earlier message.
+            late = await store.pop_pending(inbound.key)
+            texts = [*_earlier(late, lang=lang, level=level), text]
             response = _json(
                 to_skill_response(texts, quick_replies=persona.quick_replies, lang=lang, level=level)
             )
@@ -162,10 +161,17 @@ async def skill(request: web.Request) -> web.StreamResponse:
     finally:
         handoffs.close(job.id)
     if callback_url:
-        # The job POSTs the answer (with ``first``) to the callback URL.
+        # The job POSTs the answer (after the kept ones, taken in its turn) to the callback URL.
         metrics.kakao_deliveries.labels("callback").inc()
         return _json(to_callback_ack(say("kakao_waiting", lang=lang, level=level)))
-    # The job keeps the answer for the user's next message.
+    # The job keeps the answer for the user's next message. What is kept now answers messages
+    # before this one (its own job, still running, keeps its answer after them): give it now.
     metrics.kakao_deliveries.labels("pending").inc()
-    texts = [*first, say("kakao_still_working", lang=lang, level=level)]
+    earlier = await store.pop_pending(inbound.key)
+    texts = [*_earlier(earlier, lang=lang, level=level), say("kakao_still_working", lang=lang, level=level)]
     return _json(to_skill_response(texts, quick_replies=(), lang=lang, level=level))
+
+
+def _earlier(kept: str | None, *, lang: Lang, level: SpeechLevel) -> list[str]:
+    """Kept answers to earlier messages, introduced, to go before this one's."""
+    return [say("kakao_pending_intro", lang=lang, level=level) + "\n\n" + kept] if kept else []

@@ -13,12 +13,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.runtime import TASKS
+from adapters.runtime import ENGINE, TASKS
 from adapters.settings import Settings
+from core.types import ConversationKey
 from tests.support.openai_server import FakeOpenAI
 from tests.support.service import CallbackReceiver, IsolatedSettings, Service, redis_prefix, run_service
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "adapters" / "kakao" / "payloads"
+# The conversation of ``skill_request``'s default user with the payload's Kakao bot.
+KAKAO_KEY = ConversationKey(
+    platform="kakao", tenant="5ae9b76d7409b11ec845b746!", conversation="user-a", bot="default"
+)
 
 
 def skill_request(text: str, *, user: str = "user-a", callback: str | None = None) -> dict[str, Any]:
@@ -384,3 +389,30 @@ async def test_an_inline_answer_whose_request_is_gone_goes_by_callback(
         await service.app[TASKS].join()
     assert texts_of(callback) == ["늦지 않은 답이에요."]
     assert len(fake_openai.requests) == 1
+
+
+async def test_a_kept_answer_is_given_in_its_place_not_with_a_message_that_came_later(
+    fake_openai: FakeOpenAI, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # An answer kept for the user (its callback failed) must come before the answers to the
+    # messages after it. Taken by whichever request arrives next, it came after the answer to a
+    # message still being answered, one by callback (the soak's Kakao answers out of order).
+    fake_openai.answer = lambda messages: f"답변: {messages[-1]['content']}"
+    fake_openai.response_delay = 1.0
+    settings = settings_for(fake_openai, tmp_path, kakao_callback_budget=0.1)
+    async with CallbackReceiver() as receiver, run_service(settings) as service:
+        ack = await ask(http, service, skill_request("두 번째 질문", callback=receiver.url + "/b"))
+        assert ack["useCallback"] is True
+        # Meanwhile the answer to an earlier message is kept (its own callback had failed).
+        await service.app[ENGINE].store.put_pending(KAKAO_KEY, "첫 번째 답이에요.", ttl=60)
+        fake_openai.response_delay = 0.0
+        ack = await ask(http, service, skill_request("세 번째 질문", callback=receiver.url + "/c"))
+        assert ack["useCallback"] is True
+        await receiver.wait_for(2, timeout=20)
+        await service.app[TASKS].join()
+    shown = [text for body in receiver.bodies for text in texts_of(body)]
+    assert shown == [
+        "앞서 물어보신 내용의 답변이에요.\n\n첫 번째 답이에요.",
+        "답변: 두 번째 질문",
+        "답변: 세 번째 질문",
+    ]
