@@ -74,7 +74,7 @@ class KakaoDeliverer:
         persona = engine.persona(inbound.key.bot)
         lang = detect_language(inbound.text, persona.language)
         marks = delivery.marks
-        if marks.get("callback") == "delivered" or "inline" in marks or "pending" in marks:
+        if marks.get("callback") == "delivered" or marks.get("inline") == "sent" or "pending" in marks:
             return  # the first attempt delivered it (or its request failed) and died before it was done
         answer = asyncio.create_task(full_answer(engine, inbound, persona, lang))
         try:
@@ -83,8 +83,11 @@ class KakaoDeliverer:
             async def writing() -> None:  # before the request writes it: a takeover sends nothing
                 await delivery.mark("inline", "sent")
 
-            if handoff is not None and await handoff.offer(answer, before=writing):
-                return
+            if handoff is not None:
+                if await handoff.offer(answer, before=writing):
+                    return
+                if "inline" in delivery.marks:  # marked, but the response did not go out
+                    await delivery.mark("inline", "unsent")
             await self._later(delivery, answer, persona, lang)
         finally:
             if not answer.done():
@@ -115,7 +118,12 @@ class KakaoDeliverer:
             fresh = await store.pop_pending(delivery.job.inbound.key) or ""
             kept = PENDING_SEPARATOR.join(text for text in (earlier.get("carried", ""), fresh) if text)
             if fresh:
-                await delivery.mark("carried", kept)  # taken from the store: a takeover must know
+                try:
+                    await delivery.mark("carried", kept)  # taken from the store: a takeover must know
+                except asyncio.CancelledError:
+                    # Taken over meanwhile: the other process finds them where they were.
+                    await store.put_pending(delivery.job.inbound.key, fresh, ttl=PENDING_TTL)
+                    raise
             first = [str(text) for text in target.get("first") or ()]
             if kept:
                 # Kept by an earlier message's takeover: it goes first, in order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -127,3 +128,37 @@ async def test_a_refused_callback_keeps_its_answer_and_the_earlier_one_in_order(
 
     assert door.callbacks.bodies == []
     assert await door.store.pop_pending(KEY) == "앞선 질문의 답이에요.\n\n회의실은 3층이에요."
+
+
+async def test_an_inline_answer_whose_response_did_not_go_out_is_posted_by_a_takeover(door: Door) -> None:
+    # The request was gone when the answer was ready; the process died before its callback.
+    await door.deliverer.deliver(delivery(door, "회의실 어디예요?", inline="unsent"))
+
+    (body,) = door.callbacks.bodies
+    assert texts(body) == ["회의실은 3층이에요."]
+
+
+class TakenOver(LocalQueue):
+    """A queue whose job another process took over: no mark is recorded any more."""
+
+    async def mark(self, claim: Claim, name: str, value: str) -> bool:
+        return False
+
+
+async def test_kept_answers_taken_by_a_process_that_lost_its_job_are_put_back(door: Door) -> None:
+    await door.store.put_pending(KEY, "앞선 질문의 답이에요.", ttl=60)
+    lost = delivery(door, "회의실 어디예요?")
+    task = asyncio.current_task()
+    assert task is not None
+
+    def cancel() -> None:  # what the worker does to a delivery whose job it lost
+        task.cancel()
+
+    lost = Delivery(claim=lost.claim, queue=TakenOver(), lost=cancel)
+
+    with pytest.raises(asyncio.CancelledError):
+        await door.deliverer.deliver(lost)
+    task.uncancel()
+
+    assert door.callbacks.bodies == []
+    assert await door.store.pop_pending(KEY) == "앞선 질문의 답이에요."
