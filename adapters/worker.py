@@ -54,6 +54,7 @@ OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before 
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
 PROBE_SHORT = 0.1  # the longest pause while messages still wait for the queue (OUTAGE_SHORT)
+PARK_SETTLE = 0.5  # after an outage, how long held messages wait for other processes to park theirs
 
 
 def process_name() -> str:
@@ -104,6 +105,20 @@ class Delivery:
             await asyncio.sleep(0)  # the cancellation lands here
 
 
+@dataclass(slots=True)
+class _Held:
+    """A message accepted while the queue was away, held until it can be recorded."""
+
+    job: Job
+    seen: dict[str, float]
+    started: asyncio.Future[bool]
+    putting: bool = False  # being recorded now
+
+    def start(self, started: bool) -> None:
+        if not self.started.done():
+            self.started.set_result(started)
+
+
 class Deliverer(Protocol):
     """A door's way of answering a job: the platform answer, from any process."""
 
@@ -150,6 +165,8 @@ class Worker:
         self._stopping = False
         self._settling: set[str] = set()  # entries of answered jobs being removed from the queue
         self._orphans_left = False  # the last takeover filled its batch: look again soon
+        self._held: list[_Held] = []  # messages accepted while the queue was away, in arrival order
+        self._holding: asyncio.Task[None] | None = None
 
     @property
     def durable(self) -> bool:
@@ -190,33 +207,94 @@ class Worker:
                 ),
             ]
 
-    async def submit(self, job: Job, *, seen: Mapping[str, float] | None = None) -> bool:
+    async def submit(
+        self, job: Job, *, seen: Mapping[str, float] | None = None, on_the_line: bool = False
+    ) -> bool:
         """Claim the message's dedupe tokens (``seen``: token -> seconds), record ``job`` and start
         it here. Returns once the job is recorded; False, with nothing recorded, for a message
         seen before.
 
-        When the durable queue cannot record it (Redis down), the job runs anyway, without
-        durability and without its place among the conversation's messages in other processes:
-        answering matters more than surviving a crash that has not happened. In the first
-        seconds of an outage a message first waits a little for the queue: a Redis restart or
-        failover is over in about a second, and waiting it out keeps every guarantee.
+        When the durable queue cannot record it (Redis down), the message is held here until
+        Redis returns (a restart or a failover is over in seconds), then recorded in its place
+        among the conversation's messages, however many processes held some. It waits at most
+        ``OUTAGE_HOLD`` for that before this returns True (the platform wants its
+        acknowledgement), and it is held at most ``OUTAGE_SHORT`` after the outage began: then,
+        and for messages of a longer outage, it runs without the queue, without durability and
+        without its place among messages held by other processes: answering matters more than
+        surviving a crash that has not happened. So does a message whose user waits for its
+        answer on the line (``on_the_line``: a Kakao request without a callback), after
+        ``OUTAGE_HOLD``.
         """
         loop = asyncio.get_running_loop()
-        until = loop.time() + OUTAGE_HOLD
-        while True:
-            if self._down_since is None:
-                try:
-                    return self._start(await self._queue.put(job, seen=seen), self._queue)
-                except StoreError as error:
-                    self._failed(error)
-            # Redis back from a restart may still refuse for a moment (loading its data):
-            # keep trying until this message has waited its share.
-            left = until - loop.time()
-            assert self._down_since is not None
-            if left <= 0 or loop.time() - self._down_since >= OUTAGE_SHORT:
-                return self._start(await self._fallback.put(job, seen=seen), self._fallback)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._back.wait(), timeout=left)
+        if self._down_since is None and not self._held:
+            try:
+                return self._start(await self._queue.put(job, seen=seen), self._queue)
+            except StoreError as error:
+                self._failed(error)
+        if self._down_since is not None and loop.time() - self._down_since >= OUTAGE_SHORT:
+            return self._start(await self._fallback.put(job, seen=seen), self._fallback)
+        held = _Held(job, dict(seen or {}), loop.create_future())
+        self._held.append(held)
+        if self._holding is None or self._holding.done():
+            self._holding = self._tasks.spawn(self._release_held(), name="jobs-held")
+        try:
+            return await asyncio.wait_for(asyncio.shield(held.started), timeout=OUTAGE_HOLD)
+        except TimeoutError:
+            if not on_the_line:
+                return True  # accepted: it is recorded, or run here, as soon as it can be
+        if held in self._held and not held.putting:
+            self._held.remove(held)  # run it now, for the user waiting on the line
+            held.start(self._start(await self._fallback.put(job, seen=seen), self._fallback))
+        return await held.started
+
+    async def _release_held(self) -> None:
+        # Rounds until nothing is held: wait for the queue; park what is held, so that every
+        # process knows the arrival of every held message; give the other processes that held
+        # some a moment (PARK_SETTLE) to notice the queue back and park theirs; put them, each
+        # conversation's in arrival order (the queue makes later messages wait for parked ones).
+        loop = asyncio.get_running_loop()
+        while self._held:
+            if self._down_since is not None:
+                left = self._down_since + OUTAGE_SHORT - loop.time()
+                if left > 0 and not self._stopping:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._back.wait(), timeout=min(left, PROBE_SHORT))
+                    continue
+                # Away too long (or shutting down): answer them here, in arrival order.
+                held, self._held = self._held, []
+                for one in held:
+                    try:
+                        claim = await self._fallback.put(one.job, seen=one.seen)
+                        one.start(self._start(claim, self._fallback))
+                    except Exception:
+                        log.exception("a held message could not be started", extra={"job": one.job.id})
+                        one.start(False)
+                continue
+            held = list(self._held)
+            try:
+                await self._queue.park([one.job for one in held])
+            except StoreError as error:
+                self._failed(error)
+                continue
+            await asyncio.sleep(PARK_SETTLE)
+            conversations: dict[str, list[_Held]] = {}
+            for one in held:
+                conversations.setdefault(one.job.inbound.key.id, []).append(one)
+            await asyncio.gather(*(self._put_held(group) for group in conversations.values()))
+
+    async def _put_held(self, held: list[_Held]) -> None:
+        for one in held:
+            if one.started.done():
+                continue  # started meanwhile without the queue (its user waits on the line)
+            one.putting = True
+            try:
+                claim = await self._queue.put(one.job, seen=one.seen)
+            except StoreError as error:
+                one.putting = False
+                self._failed(error)  # away again: the rest stay held
+                return
+            self._held.remove(one)
+            one.start(self._start(claim, self._queue))
 
     def _start(self, claim: Claim | None, queue: JobQueue) -> bool:
         if claim is None:
@@ -361,13 +439,17 @@ class Worker:
         self._run(claim, self._queue)
 
     async def stop(self, grace: float) -> None:
-        """Take no more orphans; let running jobs finish for ``grace`` s; give the rest back."""
+        """Take no more orphans; start held messages; let running jobs finish for ``grace`` s;
+        give the rest back."""
         self._stopping = True
         loops = [*self._loops, *([self._probe] if self._probe else [])]
         await asyncio.gather(*(loop.stop() for loop in loops))
         self._loops, self._probe = [], None
         loop_time = asyncio.get_running_loop().time
         deadline = loop_time() + grace
+        if self._holding is not None:
+            # Held messages are recorded now, or (the queue still away) started here.
+            await asyncio.wait({self._holding}, timeout=grace)
         while self._running and (left := deadline - loop_time()) > 0:
             # Jobs submitted meanwhile (requests still in flight) are waited for too.
             await asyncio.wait({t for _, _, t in self._running.values()}, timeout=left)

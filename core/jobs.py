@@ -175,6 +175,17 @@ class JobQueue(Protocol):
         """
         ...
 
+    async def park(self, jobs: Sequence[Job]) -> None:
+        """Announce jobs this process held while the queue was away, before it ``put``s them:
+        until each is put, a ``put`` of a later message of its conversation (by arrival,
+        ``Job.accepted_at``), in any process, waits for it (briefly: its process may have died).
+        So messages held by several processes through an outage keep their arrival order.
+
+        Raises:
+            StoreError: the queue did not answer.
+        """
+        ...
+
     async def renew(self, claims: Sequence[Claim]) -> set[str]:
         """Extend the lease of jobs this process runs; the entries it still holds."""
         ...

@@ -139,7 +139,9 @@ async def skill(request: web.Request) -> web.StreamResponse:
     job = new_job(door="kakao", inbound=inbound, target=target, origin=worker.name)
     handoff = handoffs.open(job.id)
     try:
-        await worker.submit(job)
+        # Without a callback the user waits on the line: in a Redis outage the job is not held
+        # for the queue longer than a moment.
+        await worker.submit(job, on_the_line=callback_url is None)
         # With a callback URL the user sees Kakao's waiting bubble at once instead of a silent
         # wait, so only a quick answer (a command, a short reply) is worth waiting for.
         limit = settings.kakao_callback_budget if callback_url else settings.kakao_budget

@@ -35,6 +35,10 @@ script stay legal.
                                     like dedupe marks; in the job stream's slot); expires after 3 days
     <p>:order:{<p>:jobs}:<sha>:served
                                     integer, the highest ticket whose job is done; expires with it
+    <p>:order:{<p>:jobs}:<sha>:parked
+                                    sorted set: ids of the conversation's messages held through a
+                                    Redis outage by some process, scored by arrival time, until
+                                    recorded; a later message's job waits for them (briefly)
     <p>:jobs                        stream of accepted messages not answered yet ({"job": JSON,
                                     text masked, "ticket": n}); consumer group "dari", one
                                     consumer per process;

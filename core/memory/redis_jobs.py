@@ -8,6 +8,8 @@ Keys (documented with the rest in ``core/memory/redis.py``)::
     <p>:job:{<p>:jobs}:<job id>       hash: delivery marks of a job and "#attempt"; deleted when done
     <p>:order:{<p>:jobs}:<sha>:ticket integer, the last ticket given to a job of the conversation
     <p>:order:{<p>:jobs}:<sha>:served integer, the highest ticket whose job is done
+    <p>:order:{<p>:jobs}:<sha>:parked sorted set: ids of the conversation's jobs held through an
+                                      outage by some process, scored by arrival (``park``)
 
 The order keys and the marks share the stream's Cluster slot (their hash tag is the stream's
 name), so that one script gives a job its ticket and adds it, one script marks it served and
@@ -54,22 +56,35 @@ TICKET_TTL = 3 * 86400.0  # like dedupe marks: a conversation idle this long sta
 OUTAGE_WAIT = 5.0  # how long a job waits for an unreachable Redis to tell it its turn
 SETTLE_WAIT = 60.0  # how long an answered job keeps trying to be marked done through an outage
 MARK_WAIT = 5.0  # how long a delivery mark is tried through an outage before the answer goes on
+PARK_WAIT = 1.5  # how long a message gives way to an earlier parked one whose process is silent
+PARK_POLL = 0.05  # seconds between looks at whether the earlier parked message was recorded
+PARK_TTL = 30.0  # a parked set outlives its last job this long (a process that died parking)
 _POLL = (0.02, 0.5)  # the first and the longest pause between tries through an outage
 WATCH_EVERY = 0.05  # seconds between reads of the turns that jobs of this process wait for
 _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
 GONE_AFTER = 3600.0  # a consumer idle this long, holding nothing, is forgotten
 
-# Claim the message's dedupe tokens (KEYS[4..], nothing is written when one was claimed before),
-# give the job the next ticket of its conversation, add it and take it as this consumer, all at
-# once: nobody else can read it first, no ticket is given without its job, and a message is
-# never marked seen without being queued (a process killed in between would lose it for good).
+# Give way to a message of the conversation that arrived earlier and is parked (held through a
+# Redis outage by some process, see ``park``): 0, nothing written, unless ARGV[8] forces it.
+# Then claim the message's dedupe tokens (KEYS[5..], nothing is written when one was claimed
+# before), give the job the next ticket of its conversation, add it and take it as this
+# consumer, all at once: nobody else can read it first, no ticket is given without its job, and
+# a message is never marked seen without being queued (a process killed in between would lose
+# it for good).
 _PUT = """
-for i = 4, #KEYS do
+if ARGV[8] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
+else
+  local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if first[1] and first[1] ~= ARGV[6] and tonumber(first[2]) < tonumber(ARGV[7]) then return 0 end
+end
+redis.call('ZREM', KEYS[4], ARGV[6])
+for i = 5, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return false end
 end
-for i = 4, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 2])
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 4])
 end
 local ticket = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -81,6 +96,15 @@ if not read or read[1][2][1][1] ~= id then
   redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
 end
 return {id, ticket}
+"""
+
+# Park jobs held through an outage: KEYS[i] the parked set of ARGV[2i]'s conversation, scored by
+# its arrival (ARGV[2i + 1]); ARGV[1] how long a set outlives its last parked job.
+_PARK = """
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2 * i + 1], ARGV[2 * i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
 """
 
 # The job is answered: pass its conversation's turn on and remove it with its marks, atomically.
@@ -159,6 +183,7 @@ class RedisQueue:
         self._lease = lease
         self._cursor = "0-0"
         self._put = client.register_script(_PUT)
+        self._park = client.register_script(_PARK)
         self._hold = self._control.register_script(_HOLD)
         self._done = client.register_script(_DONE)
         self._mark = client.register_script(_MARK)
@@ -186,22 +211,44 @@ class RedisQueue:
             self._stream,
             self._conv(conv, "ticket"),
             self._conv(conv, "served"),
+            self._conv(conv, "parked"),
             *(self._keys.seen(token) for token in tokens),
         ]
-        args: list[str | int] = [
+        args: list[str | int | float] = [
             GROUP,
             self._consumer,
             MAX_LENGTH,
             _ms(TICKET_TTL),
             dump_job(job),
+            job.id,
+            job.accepted_at,
+            0,
             *(_ms(ttl) for ttl in tokens.values()),
         ]
+        loop = asyncio.get_running_loop()
+        until = loop.time() + PARK_WAIT
         with _errors():
-            put = await self._put(keys=keys, args=args)
+            while (put := await self._put(keys=keys, args=args)) == 0:
+                # An earlier message of the conversation, held through an outage, is parked:
+                # its process records it in a moment. Silent past PARK_WAIT, it is not waited for.
+                if loop.time() >= until:
+                    args[7] = 1
+                else:
+                    await asyncio.sleep(PARK_POLL)
         if not put:
             return None  # seen before: a redelivery
         entry, ticket = put
         return Claim(job=replace(job, ticket=int(ticket)), entry=_text(entry))
+
+    async def park(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        keys = [self._conv(job.inbound.key.id, "parked") for job in jobs]
+        args: list[str | int | float] = [_ms(PARK_TTL)]
+        for job in jobs:
+            args += [job.id, job.accepted_at]
+        with _errors():
+            await self._park(keys=keys, args=args)
 
     async def renew(self, claims: Sequence[Claim]) -> set[str]:
         return await self._keep(claims, idle=0)

@@ -182,6 +182,14 @@ async def test_a_job_that_keeps_killing_processes_is_dropped(
     assert f"job dropped after {MAX_ATTEMPTS} attempts" in caplog.text
 
 
+@pytest.fixture
+def short_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages wait 0.2 s for an absent queue, and are held until 1 s into an outage."""
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.2)
+    monkeypatch.setattr(worker_module, "OUTAGE_SHORT", 1.0)
+
+
+@pytest.mark.usefixtures("short_holds")
 async def test_without_redis_answers_still_go_out(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     tasks, recorder = TaskSet(), Recorder()
@@ -198,6 +206,7 @@ async def test_without_redis_answers_still_go_out(caplog: pytest.LogCaptureFixtu
     assert len(said) == 1  # once, not per message
 
 
+@pytest.mark.usefixtures("short_holds")
 async def test_in_a_short_outage_the_queue_is_checked_at_least_every_tenth_of_a_second() -> None:
     # Messages wait up to 2 s for the queue at the start of an outage; pauses grown to 0.8 s
     # between checks could make them give up on a queue that was back already.
@@ -215,6 +224,7 @@ async def test_in_a_short_outage_the_queue_is_checked_at_least_every_tenth_of_a_
     assert worker._probe_pause == PROBE_SHORT
 
 
+@pytest.mark.usefixtures("short_holds")
 async def test_jobs_are_recorded_again_once_redis_returns(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     recorder = Recorder()
@@ -266,6 +276,89 @@ async def test_a_message_during_a_redis_restart_waits_for_it_and_keeps_its_place
             finally:
                 await client.aclose()
     assert [text for text, _, _ in recorder.delivered] == ["재시작 중 질문"]
+
+
+async def test_messages_of_a_longer_restart_are_acknowledged_held_and_recorded_in_order(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the soak: a Redis restart longer than a message waits (a saturated machine took
+    # 2.6 s) let the messages accepted meanwhile run without their tickets, out of order.
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.2)
+    monkeypatch.setattr(worker_module, "OUTAGE_SHORT", 60.0)  # however slow this machine restarts Redis
+    recorder, events = Recorder(), list[str]()
+    async with RedisServer() as server:
+        async with running(server.url, "dari", "held", recorder, lease=60.0, events=events) as (
+            worker,
+            tasks,
+        ):
+            await server.stop()
+            async with asyncio.timeout(5):  # each is acknowledged after OUTAGE_HOLD, Redis still away
+                assert [await worker.submit(job(f"재시작 중 질문 {n}")) for n in range(3)] == [True] * 3
+            assert recorder.delivered == [] and worker.running == 0  # held, not run without the queue
+            await server.start()
+            await recorder.wait_for(3)
+            await tasks.join()
+            client = Redis.from_url(server.url)
+            try:
+                tickets = [k async for k in client.scan_iter(match="dari:order:*:ticket")]
+                assert len(tickets) == 1 and await client.get(tickets[0]) == b"3"
+                assert [k async for k in client.scan_iter(match="dari:order:*:parked")] == []
+            finally:
+                await client.aclose()
+    assert [text for text, _, _ in recorder.delivered] == [f"재시작 중 질문 {n}" for n in range(3)]
+    assert events.count("recorded") == 3 and "unrecorded" not in events
+
+
+async def test_messages_held_by_two_processes_are_recorded_in_arrival_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The process holding the later message sees Redis back first; it must still let the
+    # earlier one, held by the other process, go first.
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.2)
+    monkeypatch.setattr(worker_module, "OUTAGE_SHORT", 60.0)
+    monkeypatch.setattr(worker_module, "PARK_SETTLE", 3.0)  # however slow this machine is
+    recorder = Recorder()
+    async with (
+        RedisServer() as server,
+        running(server.url, "dari", "first", recorder, lease=60.0) as (first, first_tasks),
+        running(server.url, "dari", "second", recorder, lease=60.0) as (second, second_tasks),
+    ):
+        await server.stop()
+        assert await first.submit(job("먼저 보낸 질문"))
+        assert await second.submit(job("나중에 보낸 질문"))
+        second_parked = asyncio.Event()
+        park, ping = second._queue.park, first._queue.ping
+
+        async def parked(jobs: Sequence[Job]) -> None:
+            await park(jobs)
+            second_parked.set()
+
+        async def late_ping() -> None:
+            await second_parked.wait()  # the first process sees Redis back only after that
+            await ping()
+
+        monkeypatch.setattr(second._queue, "park", parked)
+        monkeypatch.setattr(first._queue, "ping", late_ping)
+        await server.start()
+        await recorder.wait_for(2)
+        await asyncio.gather(first_tasks.join(), second_tasks.join())
+    assert [text for text, _, _ in recorder.delivered] == ["먼저 보낸 질문", "나중에 보낸 질문"]
+
+
+async def test_held_messages_are_answered_here_when_the_service_stops_with_redis_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.2)
+    tasks, recorder = TaskSet(), Recorder()
+    worker = Worker(tasks=tasks, name="cut-off", lease=60.0, order_wait=10.0)
+    worker.add("test", recorder)
+    queue = RedisQueue.from_url("redis://127.0.0.1:9/0", prefix="dari", consumer="cut-off", lease=60.0)
+    worker.attach(queue)
+    assert await worker.submit(job("질문"))
+    assert recorder.delivered == []  # held
+    await worker.stop(grace=5.0)
+    await queue.close()
+    assert [text for text, _, _ in recorder.delivered] == ["질문"]
 
 
 class FlakyQueue(LocalQueue):

@@ -451,3 +451,69 @@ async def test_a_message_is_claimed_and_queued_in_one_step(
     assert all([55_000 < await redis_client.pttl(k) <= 60_000 for k in marks])
     later = await put(b, job("둘째"), seen={"slack:message:C1:2.0": 60.0})
     assert later.job.ticket == 2
+
+
+def watched_puts(queue: RedisQueue) -> asyncio.Queue[object]:
+    """The results of the queue's put script, one by one (0: it gave way to a parked message)."""
+    results: asyncio.Queue[object] = asyncio.Queue()
+    script = queue._put
+
+    async def put(**kwargs: Any) -> object:
+        result = await script(**kwargs)
+        results.put_nowait(result)
+        return result
+
+    queue._put = put  # type: ignore[assignment]
+    return results
+
+
+async def test_a_later_message_gives_way_to_an_earlier_one_parked_by_another_process(
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
+) -> None:
+    # Found by the soak: messages held by two processes through a Redis restart were recorded
+    # in whichever order the processes saw Redis back, not in the order they arrived.
+    a, b = queues
+    earlier, later = job("첫째"), job("둘째")
+    assert earlier.accepted_at < later.accepted_at
+    await a.park([earlier])
+    results = watched_puts(b)
+    putting_later = asyncio.create_task(b.put(later))
+    assert await results.get() == 0  # it gives way, writing nothing
+    first = await put(a, earlier)
+    second = await putting_later
+    assert second is not None
+    assert (first.job.ticket, second.job.ticket) == (1, 2)
+    assert [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:order:*:parked")] == []
+
+
+async def test_an_earlier_parked_message_whose_process_died_is_waited_for_only_so_long(
+    queues: tuple[RedisQueue, RedisQueue],
+    redis_client: Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_jobs, "PARK_WAIT", 0.2)
+    a, b = queues
+    await a.park([job("첫째")])  # and a dies before it records it
+    results = watched_puts(b)
+    later = await put(b, job("둘째"))
+    assert later.job.ticket == 1
+    assert (await results.get(), results.qsize() > 0) == (0, True)  # it waited first
+    assert [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:order:*:parked")] == []
+    again = await put(b, job("셋째"))  # the dead one is forgotten: no more waiting
+    assert again.job.ticket == 2
+
+
+async def test_a_parked_message_does_not_hold_back_earlier_ones_or_other_conversations(
+    queues: tuple[RedisQueue, RedisQueue],
+) -> None:
+    a, b = queues
+    earlier = job("첫째")
+    other = job("다른 대화", ConversationKey("kakao", "bot-1", "kakao-user-other"))
+    parked = job("둘째")
+    await a.park([parked])
+    results = watched_puts(b)
+    assert (await put(b, earlier)).job.ticket == 1  # arrived before the parked one: goes first
+    assert (await put(b, other)).job.ticket == 1
+    assert 0 not in [await results.get(), await results.get()] and results.empty()  # no waiting
+    assert (await put(a, parked)).job.ticket == 2
