@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="overhead: seconds measured per server")
     parser.add_argument("--teams-every", type=int, help="soak: every n-th conversation through Teams")
     parser.add_argument("--kakao-every", type=int, help="soak: every n-th other conversation through Kakao")
+    parser.add_argument("--lease", type=float, help="soak: seconds a job stays its process's without renewal")
     args = parser.parse_args(argv)
 
     layout = Layout.detect(pin=not args.no_pin, repo=args.repo.resolve(), redis_url=args.redis)
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             options["teams_every"] = args.teams_every
         if args.kakao_every:
             options["kakao_every"] = args.kakao_every
+        if args.lease:
+            options["lease"] = args.lease
         result = module.run(layout, quick=args.quick, options=options)
         took = time.monotonic() - started
         result = {

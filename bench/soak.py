@@ -758,7 +758,7 @@ async def soak(plan: Plan, *, workdir: Path | None = None, logs: Path | None = N
 def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Options: ``messages``, ``conversations`` (quick: 400 over 40; full: 10,000 over 500),
     ``teams_every`` and ``kakao_every`` (every n-th conversation through the Teams or the Kakao
-    door; default 0)."""
+    door; default 0), ``lease`` (seconds; default 5)."""
     options = options or {}
     messages, conversations = (400, 40) if quick else (10_000, 500)
     plan = Plan(
@@ -766,6 +766,7 @@ def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None
         conversations=int(options.get("conversations", conversations)),
         teams_every=int(options.get("teams_every", 0)),
         kakao_every=int(options.get("kakao_every", 0)),
+        lease=float(options.get("lease", Plan.lease)),
     )
     return asyncio.run(soak(plan))
 
