@@ -86,7 +86,8 @@ class Metrics:
         self.jobs = Counter(
             "dari_jobs_total",
             "Accepted messages as jobs: recorded (durably), unrecorded (Redis away: answered without"
-            " durability), taken_over (from a process that stopped), lease_lost, dropped",
+            " durability), held (waited in the process for Redis to return), taken_over (from a"
+            " process that stopped), lease_lost, dropped",
             ["event"],
             registry=registry,
         )

@@ -133,8 +133,8 @@ class Worker:
         name: this process's name in the queue.
         lease: seconds a job stays this process's without a renewal.
         order_wait: the longest a job waits for an earlier job of its conversation.
-        events: told of every job event ("recorded", "unrecorded", "taken_over", "lease_lost",
-            "dropped"), for the metrics.
+        events: told of every job event ("recorded", "unrecorded", "held", "taken_over",
+            "lease_lost", "dropped"), for the metrics.
     """
 
     def __init__(
@@ -235,6 +235,7 @@ class Worker:
             return self._start(await self._fallback.put(job, seen=seen), self._fallback)
         held = _Held(job, dict(seen or {}), loop.create_future())
         self._held.append(held)
+        self._event("held")
         if self._holding is None or self._holding.done():
             self._holding = self._tasks.spawn(self._release_held(), name="jobs-held")
         try:

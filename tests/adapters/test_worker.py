@@ -306,7 +306,7 @@ async def test_messages_of_a_longer_restart_are_acknowledged_held_and_recorded_i
             finally:
                 await client.aclose()
     assert [text for text, _, _ in recorder.delivered] == [f"재시작 중 질문 {n}" for n in range(3)]
-    assert events.count("recorded") == 3 and "unrecorded" not in events
+    assert events.count("held") == events.count("recorded") == 3 and "unrecorded" not in events
 
 
 async def test_messages_held_by_two_processes_are_recorded_in_arrival_order(
