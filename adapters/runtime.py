@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from contextvars import Context
 from typing import Any
 
 import aiohttp
@@ -29,8 +30,11 @@ class TaskSet:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name or None)
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str = "", context: Context | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` here, in ``context`` (default: a copy of the current one: its request's)."""
+        task = asyncio.create_task(coro, name=name or None, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task

@@ -10,6 +10,7 @@ the first attempt did from ``Delivery.marks`` so that the user still gets one an
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -112,6 +114,8 @@ class _Held:
     job: Job
     seen: dict[str, float]
     started: asyncio.Future[bool]
+    context: Context  # its request's (log fields), for its job
+    parked: bool = False  # announced in the queue (``JobQueue.park``)
     putting: bool = False  # being recorded now
 
     def start(self, started: bool) -> None:
@@ -226,18 +230,23 @@ class Worker:
         ``OUTAGE_HOLD``.
         """
         loop = asyncio.get_running_loop()
-        if self._down_since is None and not self._held:
+        # Held messages not parked yet (Redis is back this instant): this one joins them. Parked
+        # ones need no waiting for: the queue makes a later message give way to them.
+        if self._down_since is None and all(one.parked for one in self._held):
             try:
                 return self._start(await self._queue.put(job, seen=seen), self._queue)
             except StoreError as error:
                 self._failed(error)
         if self._down_since is not None and loop.time() - self._down_since >= OUTAGE_SHORT:
             return self._start(await self._fallback.put(job, seen=seen), self._fallback)
-        held = _Held(job, dict(seen or {}), loop.create_future())
+        held = _Held(job, dict(seen or {}), loop.create_future(), contextvars.copy_context())
         self._held.append(held)
         self._event("held")
         if self._holding is None or self._holding.done():
-            self._holding = self._tasks.spawn(self._release_held(), name="jobs-held")
+            # In a context of its own: not the request's that happened to start it.
+            self._holding = self._tasks.spawn(
+                self._release_held(), name="jobs-held", context=contextvars.Context()
+            )
         try:
             return await asyncio.wait_for(asyncio.shield(held.started), timeout=OUTAGE_HOLD)
         except TimeoutError:
@@ -266,20 +275,23 @@ class Worker:
                 for one in held:
                     try:
                         claim = await self._fallback.put(one.job, seen=one.seen)
-                        one.start(self._start(claim, self._fallback))
+                        one.start(self._start(claim, self._fallback, context=one.context))
                     except Exception:
                         log.exception("a held message could not be started", extra={"job": one.job.id})
                         one.start(False)
                 continue
-            held = list(self._held)
-            try:
-                await self._queue.park([one.job for one in held])
-            except StoreError as error:
-                self._failed(error)
-                continue
-            await asyncio.sleep(PARK_SETTLE)
+            fresh = [one for one in self._held if not one.parked]
+            if fresh:
+                try:
+                    await self._queue.park([one.job for one in fresh])
+                except StoreError as error:
+                    self._failed(error)
+                    continue
+                for one in fresh:
+                    one.parked = True
+                await asyncio.sleep(PARK_SETTLE)
             conversations: dict[str, list[_Held]] = {}
-            for one in held:
+            for one in [one for one in self._held if one.parked]:
                 conversations.setdefault(one.job.inbound.key.id, []).append(one)
             await asyncio.gather(*(self._put_held(group) for group in conversations.values()))
 
@@ -295,14 +307,14 @@ class Worker:
                 self._failed(error)  # away again: the rest stay held
                 return
             self._held.remove(one)
-            one.start(self._start(claim, self._queue))
+            one.start(self._start(claim, self._queue, context=one.context))
 
-    def _start(self, claim: Claim | None, queue: JobQueue) -> bool:
+    def _start(self, claim: Claim | None, queue: JobQueue, *, context: Context | None = None) -> bool:
         if claim is None:
             return False
         if self._queue.durable:
             self._event("recorded" if queue is self._queue else "unrecorded")
-        self._run(claim, queue)
+        self._run(claim, queue, context=context)
         return True
 
     def _missed(self, error: StoreError) -> None:
@@ -343,9 +355,10 @@ class Worker:
         await self._renew()  # at once: nobody could renew during the outage
         return False
 
-    def _run(self, claim: Claim, queue: JobQueue) -> None:
+    def _run(self, claim: Claim, queue: JobQueue, *, context: Context | None = None) -> None:
         key = claim.entry or claim.job.id
-        task = self._tasks.spawn(self._deliver(claim, queue), name=f"job {claim.job.door} {claim.job.id}")
+        name = f"job {claim.job.door} {claim.job.id}"
+        task = self._tasks.spawn(self._deliver(claim, queue), name=name, context=context)
         self._running[key] = (claim, queue, task)
         task.add_done_callback(lambda _: self._running.pop(key, None))
 

@@ -345,6 +345,35 @@ async def test_messages_held_by_two_processes_are_recorded_in_arrival_order(
     assert [text for text, _, _ in recorder.delivered] == ["먼저 보낸 질문", "나중에 보낸 질문"]
 
 
+async def test_once_held_messages_are_parked_new_ones_are_recorded_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not held behind them: under steady traffic the hold would never end (found in the soak).
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.2)
+    monkeypatch.setattr(worker_module, "OUTAGE_SHORT", 60.0)
+    monkeypatch.setattr(worker_module, "PARK_SETTLE", 30.0)  # the held one stays parked meanwhile
+    recorder, events = Recorder(), list[str]()
+    async with RedisServer() as server:
+        async with running(server.url, "dari", "steady", recorder, lease=60.0, events=events) as (worker, _):
+            await server.stop()
+            assert await worker.submit(job("장애 중 질문"))
+            parked = asyncio.Event()
+            park = worker._queue.park
+
+            async def parking(jobs: Sequence[Job]) -> None:
+                await park(jobs)
+                parked.set()
+
+            monkeypatch.setattr(worker._queue, "park", parking)
+            await server.start()
+            async with asyncio.timeout(10):
+                await parked.wait()
+                assert await worker.submit(job("복구 후 다른 대화", conversation="u2"))
+                await recorder.wait_for(1)
+            assert [text for text, _, _ in recorder.delivered] == ["복구 후 다른 대화"]
+            assert events.count("held") == 1
+
+
 async def test_held_messages_are_answered_here_when_the_service_stops_with_redis_away(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
