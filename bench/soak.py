@@ -207,6 +207,7 @@ class SoakKakao(CallbackReceiver):
     def __init__(self) -> None:
         super().__init__()
         self.shown: dict[str, list[str]] = {}
+        self.via: dict[str, list[str]] = {}  # for each answer shown: the request it came with
         self.refused = 0
         self._users: dict[str, asyncio.Condition] = {}
         self._outcomes: dict[str, asyncio.Future[bool]] = {}  # token -> answered with useCallback
@@ -228,13 +229,15 @@ class SoakKakao(CallbackReceiver):
         if not self._outcome(token).done():
             self._outcome(token).set_result(waiting)
 
-    async def show(self, user: str, response: Mapping[str, Any]) -> None:
-        """Record what a skill response or callback body shows ``user``."""
+    async def show(self, user: str, response: Mapping[str, Any], *, via: str) -> None:
+        """Record what a skill response or callback body shows ``user``; ``via`` says which (for
+        the examples of a failed run)."""
         for output in (response.get("template") or {}).get("outputs") or []:
             text = str((output.get("simpleText") or {}).get("text") or "")
             for part in text.split("\n\n"):
                 if QUESTION.search(part) or APOLOGY in part:
                     self.shown.setdefault(user, []).append(part)
+                    self.via.setdefault(user, []).append(via)
         async with self.condition(user):
             self.condition(user).notify_all()
 
@@ -252,7 +255,7 @@ class SoakKakao(CallbackReceiver):
             return web.json_response({"taskId": str(uuid.uuid4()), "status": "FAIL", "message": message})
         self._used.add(token)
         self.bodies.append(body)
-        await self.show(token.split("~")[0], body)
+        await self.show(token.split("~")[0], body, via=f"callback {token}")
         return web.json_response({"taskId": str(uuid.uuid4()), "status": "SUCCESS", "message": ""})
 
 
@@ -463,7 +466,7 @@ class Doors:
             if answer.get("useCallback"):
                 self.kakao.settle(token, waiting=True)
             else:
-                await self.kakao.show(user, answer)
+                await self.kakao.show(user, answer, via=f"inline {token}")
             return True
         raise RuntimeError("no process took a skill request for 30 s")
 
@@ -475,8 +478,12 @@ class Doors:
                 (str(i), text, False) for i, text in enumerate(self.teams.finals.get(self.chat(number), []))
             ]
         if door == "kakao":
+            user = self.user(number)
             return [
-                (str(i), text, False) for i, text in enumerate(self.kakao.shown.get(self.user(number), []))
+                (f"{i} {via}", text, False)
+                for i, (via, text) in enumerate(
+                    zip(self.kakao.via.get(user, []), self.kakao.shown.get(user, []), strict=True)
+                )
             ]
         return [(m.ts, m.text, m.streaming) for m in self.slack.by_thread.get(self.thread(number), [])]
 
@@ -766,7 +773,7 @@ def run(layout: Layout, *, quick: bool, options: Mapping[str, Any] | None = None
         conversations=int(options.get("conversations", conversations)),
         teams_every=int(options.get("teams_every", 0)),
         kakao_every=int(options.get("kakao_every", 0)),
-        lease=float(options.get("lease", Plan.lease)),
+        lease=float(options.get("lease", 5.0)),
     )
     return asyncio.run(soak(plan))
 
