@@ -291,9 +291,12 @@ class Worker:
                     one.parked = True
                 await asyncio.sleep(PARK_SETTLE)
             conversations: dict[str, list[_Held]] = {}
-            for one in [one for one in self._held if one.parked]:
+            parked = [one for one in self._held if one.parked]
+            for one in parked:
                 conversations.setdefault(one.job.inbound.key.id, []).append(one)
             await asyncio.gather(*(self._put_held(group) for group in conversations.values()))
+            recorded = sum(one.started.done() for one in parked)
+            log.warning("%d messages held while jobs could not be recorded are recorded now", recorded)
 
     async def _put_held(self, held: list[_Held]) -> None:
         for one in held:

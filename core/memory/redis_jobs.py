@@ -232,6 +232,11 @@ class RedisQueue:
                 # An earlier message of the conversation, held through an outage, is parked:
                 # its process records it in a moment. Silent past PARK_WAIT, it is not waited for.
                 if loop.time() >= until:
+                    log.warning(
+                        "an earlier message held through an outage is still not recorded after %.1f s:"
+                        " recording a later one of its conversation first",
+                        PARK_WAIT,
+                    )
                     args[7] = 1
                 else:
                     await asyncio.sleep(PARK_POLL)

@@ -2,7 +2,7 @@
 personal chats and KakaoTalk users) through the HTTP doors of two real processes on one private
 Redis, while the LLM fails (429, 500, too slow), one process is SIGKILLed with answers in flight
 and started again, and Redis is SIGKILLed and restarted. Nothing lost, nothing answered twice,
-order kept in every conversation unless Redis was away longer than a message waits for it.
+order kept in every conversation unless Redis was away longer than a message is held for it.
 
 The long run (10,000 messages over 500 conversations; figures in docs/benchmarks.md) is
 ``python bench/run.py --only soak``; both run ``bench/soak.py``.
@@ -14,18 +14,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from adapters.worker import OUTAGE_HOLD
+from adapters.worker import OUTAGE_SHORT
 from bench.soak import Plan, soak
 
 AWAY = re.compile(r"jobs are recorded again after ([0-9.]+) s")
 
 
-def _queue_away_longer_than_messages_wait(result: dict[str, Any]) -> bool:
-    """True when a process saw the job queue away longer than a message waits for it: messages
-    accepted then run without their place in order, by design (docs/architecture.md, "When Redis
-    is down"); the restart of a loaded machine's Redis sometimes takes that long."""
+def _queue_away_longer_than_messages_are_held(result: dict[str, Any]) -> bool:
+    """True when a process saw the job queue away longer than a message is held for it (10 s):
+    messages accepted then run without their place in order, by design (docs/architecture.md,
+    "When Redis is down")."""
     away = [float(m.group(1)) for line in result["service_warnings"] if (m := AWAY.search(line))]
-    return any(seconds > OUTAGE_HOLD for seconds in away)
+    return any(seconds > OUTAGE_SHORT for seconds in away)
 
 
 async def test_kills_redis_restarts_and_llm_faults_lose_nothing_double_nothing_and_keep_order(
@@ -52,7 +52,7 @@ async def test_kills_redis_restarts_and_llm_faults_lose_nothing_double_nothing_a
     assert result["teams_conversations"] == 10 and result["kakao_conversations"] == 10, result
     assert result["lost"] == 0, why
     assert result["doubled"] == 0, why
-    if not _queue_away_longer_than_messages_wait(result):
+    if not _queue_away_longer_than_messages_are_held(result):
         assert result["out_of_order"] == 0, why
     assert result["unfinished_messages"] == 0 and result["other_messages"] == 0, result
     # Kakao never sends a failed skill request again (it shows the user its error): a request
