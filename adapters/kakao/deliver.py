@@ -140,5 +140,9 @@ class KakaoDeliverer:
         else:
             keep = await answer
         if keep is not None:
-            await self._app[ENGINE].store.put_pending(delivery.job.inbound.key, keep, ttl=PENDING_TTL)
+            # Marked first: a process that stalled past its lease learns here that the job is
+            # another's, and stops instead of keeping the answer beside the one the takeover
+            # keeps (the three-door soak showed such answers twice). Only a death in between
+            # the mark and the write, a far rarer event, would lose it.
             await delivery.mark("pending", "kept")
+            await self._app[ENGINE].store.put_pending(delivery.job.inbound.key, keep, ttl=PENDING_TTL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -145,20 +145,40 @@ class TakenOver(LocalQueue):
         return False
 
 
-async def test_kept_answers_taken_by_a_process_that_lost_its_job_are_put_back(door: Door) -> None:
-    await door.store.put_pending(KEY, "앞선 질문의 답이에요.", ttl=60)
-    lost = delivery(door, "회의실 어디예요?")
+def losing(claim: Claim) -> Delivery:
+    """A delivery of ``claim`` by this task, whose job another process took over: its next mark
+    cancels this task, as the worker does."""
     task = asyncio.current_task()
     assert task is not None
 
-    def cancel() -> None:  # what the worker does to a delivery whose job it lost
+    def cancel() -> None:
         task.cancel()
 
-    lost = Delivery(claim=lost.claim, queue=TakenOver(), lost=cancel)
+    return Delivery(claim=claim, queue=TakenOver(), lost=cancel)
+
+
+async def test_kept_answers_taken_by_a_process_that_lost_its_job_are_put_back(door: Door) -> None:
+    await door.store.put_pending(KEY, "앞선 질문의 답이에요.", ttl=60)
+    lost = losing(delivery(door, "회의실 어디예요?").claim)
 
     with pytest.raises(asyncio.CancelledError):
         await door.deliverer.deliver(lost)
-    task.uncancel()
+    asyncio.current_task().uncancel()  # type: ignore[union-attr]
 
     assert door.callbacks.bodies == []
     assert await door.store.pop_pending(KEY) == "앞선 질문의 답이에요."
+
+
+async def test_a_process_that_lost_its_job_does_not_keep_the_answer_a_second_time(door: Door) -> None:
+    # Stalled past its lease with the answer ready and the callback gone: the process that took
+    # the job over keeps the answer; this one must not keep it too.
+    expired = delivery(door, "회의실 어디예요?")
+    job = expired.job
+    target = {**job.target, "callback_until": time.time() - 1}
+    lost = losing(Claim(job=replace(job, target=target), entry="1-0"))
+
+    with pytest.raises(asyncio.CancelledError):
+        await door.deliverer.deliver(lost)
+    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    assert await door.store.pop_pending(KEY) is None
