@@ -35,6 +35,9 @@ script stay legal.
                                     like dedupe marks; in the job stream's slot); expires after 3 days
     <p>:order:{<p>:jobs}:<sha>:served
                                     integer, the highest ticket whose job is done; expires with it
+    <p>:order:{<p>:jobs}:<sha>:queued
+                                    sorted set: the tickets of the conversation's jobs put and not
+                                    done yet; a job whose earlier job is still queued keeps its turn
     <p>:order:{<p>:jobs}:<sha>:parked
                                     sorted set: ids of the conversation's messages held through a
                                     Redis outage by some process, scored by arrival time, until

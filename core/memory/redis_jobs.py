@@ -10,6 +10,8 @@ Keys (documented with the rest in ``core/memory/redis.py``)::
     <p>:order:{<p>:jobs}:<sha>:served integer, the highest ticket whose job is done
     <p>:order:{<p>:jobs}:<sha>:parked sorted set: ids of the conversation's jobs held through an
                                       outage by some process, scored by arrival (``park``)
+    <p>:order:{<p>:jobs}:<sha>:queued sorted set: the tickets of the conversation's jobs in the
+                                      queue (put, not done yet)
 
 The order keys and the marks share the stream's Cluster slot (their hash tag is the stream's
 name), so that one script gives a job its ticket and adds it, one script marks it served and
@@ -30,7 +32,13 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+    suppress,
+)
 from dataclasses import replace
 from typing import TypeVar
 
@@ -61,17 +69,18 @@ PARK_POLL = 0.05  # seconds between looks at whether the earlier parked message 
 PARK_TTL = 30.0  # a parked set outlives its last job this long (a process that died parking)
 _POLL = (0.02, 0.5)  # the first and the longest pause between tries through an outage
 WATCH_EVERY = 0.05  # seconds between reads of the turns that jobs of this process wait for
+ORDER_PATIENCE = 5  # a turn waits up to this many times its wait while an earlier job is queued
 _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
 GONE_AFTER = 3600.0  # a consumer idle this long, holding nothing, is forgotten
 
 # Give way to a message of the conversation that arrived earlier and is parked (held through a
 # Redis outage by some process, see ``park``): 0, nothing written, unless ARGV[8] forces it.
-# Then claim the message's dedupe tokens (KEYS[5..], nothing is written when one was claimed
-# before), give the job the next ticket of its conversation, add it and take it as this
-# consumer, all at once: nobody else can read it first, no ticket is given without its job, and
-# a message is never marked seen without being queued (a process killed in between would lose
-# it for good).
+# Then claim the message's dedupe tokens (KEYS[6..], nothing is written when one was claimed
+# before), give the job the next ticket of its conversation (noted among its queued tickets,
+# KEYS[5]), add it and take it as this consumer, all at once: nobody else can read it first, no
+# ticket is given without its job, and a message is never marked seen without being queued (a
+# process killed in between would lose it for good).
 _PUT = """
 if ARGV[8] == '1' then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
@@ -80,15 +89,17 @@ else
   if first[1] and first[1] ~= ARGV[6] and tonumber(first[2]) < tonumber(ARGV[7]) then return 0 end
 end
 redis.call('ZREM', KEYS[4], ARGV[6])
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return false end
 end
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 4])
+for i = 6, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 3])
 end
 local ticket = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[5], ticket, ticket)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[5], 'ticket', ticket)
 local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
@@ -112,6 +123,7 @@ _DONE = """
 if tonumber(ARGV[2]) > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 end
+if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[2]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
 redis.call('XDEL', KEYS[1], ARGV[4])
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
@@ -187,7 +199,7 @@ class RedisQueue:
         self._hold = self._control.register_script(_HOLD)
         self._done = client.register_script(_DONE)
         self._mark = client.register_script(_MARK)
-        self._turns = _Turns(self._read_served)
+        self._turns = _Turns(self._read_served, self._queued_before)
         self._pruned_at = -math.inf  # the first takeover looks at once
         self._server = ""  # the run id of the Redis server last seen
         self._calm_until = -math.inf  # no takeovers before this loop time (Redis restarted)
@@ -212,6 +224,7 @@ class RedisQueue:
             self._conv(conv, "ticket"),
             self._conv(conv, "served"),
             self._conv(conv, "parked"),
+            self._conv(conv, "queued"),
             *(self._keys.seen(token) for token in tokens),
         ]
         args: list[str | int | float] = [
@@ -350,7 +363,8 @@ class RedisQueue:
         # is removed. Kept trying through a restart of Redis: a job answered but not removed would
         # hold its conversation back until taken over, and be delivered again then.
         job = claim.job
-        keys = [self._stream, self._conv(job.inbound.key.id, "served"), self._state(job.id)]
+        conv = job.inbound.key.id
+        keys = [self._stream, self._conv(conv, "served"), self._state(job.id), self._conv(conv, "queued")]
         args: list[str | int] = [GROUP, job.ticket, _ms(TICKET_TTL), claim.entry]
         await _through_outage(lambda: self._done(keys=keys, args=args), wait=SETTLE_WAIT)
         self._turns.advance(job.inbound.key.id, job.ticket)  # a job waiting here starts at once
@@ -379,6 +393,12 @@ class RedisQueue:
         # ``done`` passes the turn on. Cancelled (shutdown, lease lost), the job is not done:
         # whoever takes it over passes the turn on, and later messages of the conversation wait.
         yield
+
+    async def _queued_before(self, conversation: str, ticket: int) -> bool:
+        """Whether a job of the conversation with an earlier ticket is still in the queue."""
+        with _errors():
+            first = await self._control.zrange(self._conv(conversation, "queued"), 0, 0, withscores=True)
+        return bool(first) and float(first[0][1]) < ticket
 
     async def _read_served(self, conversations: Sequence[str]) -> list[int]:
         # One round trip for every waiting conversation (one slot: legal on Cluster too).
@@ -420,23 +440,45 @@ class _Turns:
     its connection pool so busy in the soak run that lease renewals came too late.
     """
 
-    def __init__(self, read: Callable[[Sequence[str]], Awaitable[list[int]]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[Sequence[str]], Awaitable[list[int]]],
+        queued_before: Callable[[str, int], Awaitable[bool]],
+    ) -> None:
         self._read = read
+        self._queued_before = queued_before
         self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._watch: Loop | None = None
         self._unreachable_since: float | None = None
 
     async def wait(self, conversation: str, ticket: int, *, wait: float) -> None:
-        """Until every earlier ticket of the conversation is served (at most ``wait`` s)."""
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Until every earlier ticket of the conversation is served: at most ``wait`` s, unless
+        an earlier job is still queued (running late, or waiting to be taken over), then up to
+        ``ORDER_PATIENCE`` times that."""
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
         waiters = self._waiting.setdefault(conversation, [])
         waiters.append((ticket, turn))
         if self._watch is None or self._watch.task.done():
             self._watch = Loop(self._round, every=WATCH_EVERY, name="job-turns")
+        until = loop.time() + wait * ORDER_PATIENCE
         try:
-            await asyncio.wait_for(turn, timeout=wait)
-        except TimeoutError:
-            log.warning("an earlier message is still unanswered; answering this one anyway")
+            while not turn.done():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(turn), timeout=min(wait, until - loop.time()))
+                if turn.done():
+                    break
+                # A saturated deployment can take longer than ``wait`` to get through a dead
+                # process's jobs (the soak with a 5 s lease): an earlier job still queued will be
+                # answered, so its turn is kept. One that left the queue without passing the turn
+                # on (dropped, trimmed) is not waited for.
+                try:
+                    earlier = await self._queued_before(conversation, ticket)
+                except StoreError:
+                    earlier = False
+                if not earlier or loop.time() >= until:
+                    log.warning("an earlier message is still unanswered; answering this one anyway")
+                    break
         finally:
             waiters.remove((ticket, turn))
             if not waiters:

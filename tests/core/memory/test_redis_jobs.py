@@ -236,16 +236,44 @@ async def test_jobs_of_one_conversation_take_their_turns_across_processes(
 
 
 async def test_a_turn_waits_for_a_missing_earlier_job_only_so_long(
-    queues: tuple[RedisQueue, RedisQueue],
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
 ) -> None:
     a, _ = queues
-    await put(a, job("사라진 질문"))  # its process died before it ran; nobody answers it
+    gone = await put(a, job("사라진 질문"))
+    # It left the queue without passing the turn on (trimmed from a full stream, say).
+    await redis_client.xdel(f"{redis_prefix}:jobs", gone.entry)
+    [queued] = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:order:*:queued")]
+    await redis_client.delete(queued)
     second = await put(a, job("다음 질문"))
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with asyncio.timeout(5), a.turn(second, wait=0.3):
         waited = loop.time() - started
-    assert waited >= 0.3
+    assert 0.3 <= waited < 0.3 * redis_jobs.ORDER_PATIENCE
+
+
+async def test_a_turn_keeps_waiting_past_its_wait_while_the_earlier_job_is_queued(
+    queues: tuple[RedisQueue, RedisQueue],
+) -> None:
+    # Found by the soak with a 5 s lease: getting through a dead process's jobs on a saturated
+    # machine took longer than a turn's wait, and later messages went ahead of earlier ones.
+    a, b = queues
+    late = await put(a, job("늦어지는 질문"))  # its process died; it is taken over later
+    second = await put(b, job("다음 질문"))
+    order: list[str] = []
+
+    async def take() -> None:
+        async with b.turn(second, wait=0.2):
+            order.append("다음 질문")
+
+    waiting = asyncio.create_task(take())
+    done, _ = await asyncio.wait({waiting}, timeout=0.6)  # three of its waits
+    assert not done
+    order.append("늦어지는 질문")
+    await a.done(late)
+    async with asyncio.timeout(5):
+        await waiting
+    assert order == ["늦어지는 질문", "다음 질문"]
 
 
 async def test_consumers_of_processes_long_gone_are_forgotten(
@@ -338,7 +366,7 @@ async def test_a_ticket_and_its_job_are_written_together_in_the_streams_slot(
     await a.done(claim)
     assert await redis_client.xlen(f"{redis_prefix}:jobs") == 0
     order_keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{redis_prefix}:order:*")])
-    assert [k.rsplit(":", 1)[1] for k in order_keys] == ["served", "ticket"]
+    assert [k.rsplit(":", 1)[1] for k in order_keys] == ["served", "ticket"]  # "queued" emptied
     assert {key_slot(k.encode()) for k in order_keys} == {key_slot(f"{redis_prefix}:jobs".encode())}
     assert await redis_client.get(order_keys[0]) == b"1"
 
