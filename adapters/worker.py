@@ -30,6 +30,7 @@ from adapters.runtime import TaskSet
 from core.errors import StoreError
 from core.jobs import Claim, Job, JobQueue
 from core.jobs_local import ClaimSeen, LocalQueue
+from core.logctx import conversation_id
 from core.loops import Loop
 from core.memory.base import Store
 from core.memory.redis_jobs import RedisQueue
@@ -367,6 +368,7 @@ class Worker:
 
     async def _deliver(self, claim: Claim, queue: JobQueue) -> None:
         job = claim.job
+        conversation_id.set(job.inbound.key.id)  # on every log line of the job (its own task)
         deliverer = self._deliverers.get(job.door)
         async with queue.turn(claim, wait=self._order_wait):
             if deliverer is None:

@@ -129,6 +129,7 @@ class KakaoDeliverer:
                 # Kept by an earlier message's takeover: it goes first, in order.
                 intro = say("kakao_pending_intro", lang=lang, level=persona.speech_level)
                 first.append(intro + "\n\n" + kept)
+                log.info("kakao callback carries answers kept earlier", extra={"job": delivery.job.id})
             outcome = await callback.run(answer, first=first, persona=persona, lang=lang, before_post=used)
             if again and callback.used_before:
                 # The first POST delivered the answer and what it carried; not what came since.
@@ -140,6 +141,10 @@ class KakaoDeliverer:
         else:
             keep = await answer
         if keep is not None:
+            log.info(
+                "kakao answer kept for the user's next message",
+                extra={"job": delivery.job.id, "attempt": delivery.claim.attempt},
+            )
             # Marked first: a process that stalled past its lease learns here that the job is
             # another's, and stops instead of keeping the answer beside the one the takeover
             # keeps (the three-door soak showed such answers twice). Only a death in between
