@@ -17,6 +17,7 @@ from core.memory.redis_limits import RedisRateLimiter
 from core.memory.resilient import ResilientStore
 
 __all__ = [
+    "BUSY_POOL_WAIT",
     "REDIS_CONNECT_TIMEOUT",
     "REDIS_TIMEOUT",
     "guard_llm",
@@ -32,6 +33,10 @@ REDIS_CONNECT_TIMEOUT = 2.0
 REDIS_TIMEOUT = 5.0
 # When every pooled connection is busy, a command waits this long for one before it fails.
 REDIS_POOL_WAIT = 5.0
+# The same for the store and the job queue: a pool kept busy is load, not an outage. Taken for
+# one, the store answered from its local buffer, where a Kakao answer kept in Redis for the
+# user's next message was not found (the three-door soak showed it after the next one's).
+BUSY_POOL_WAIT = 30.0
 REDIS_HEALTH_CHECK = 2.0
 
 

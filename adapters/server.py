@@ -17,7 +17,7 @@ from adapters.health import routes as health_routes
 from adapters.logs import AccessLogger
 from adapters.metrics import METRICS, Metrics, metrics_handler
 from adapters.middleware import errors_as_json, request_id
-from adapters.protection import guard_llm, open_limiter, redis_client, shield_store, watch
+from adapters.protection import BUSY_POOL_WAIT, guard_llm, open_limiter, redis_client, shield_store, watch
 from adapters.runtime import ENGINE, HTTP, SETTINGS, STORE, TASKS, TaskSet
 from adapters.settings import Settings
 from adapters.worker import WORKER, Worker, claims_in, open_queue, order_wait, process_name
@@ -77,7 +77,7 @@ async def open_store(settings: Settings) -> tuple[Store, str]:
         # A conversation's lock outlives a killed holder by at most a job lease (at most 15 s).
         lock = min(settings.job_lease, 15.0)
         store = RedisStore(
-            client=redis_client(settings.redis_url, pool=settings.redis_pool),
+            client=redis_client(settings.redis_url, pool=settings.redis_pool, wait=BUSY_POOL_WAIT),
             prefix=settings.redis_prefix,
             lock_timeout=lock,
         )

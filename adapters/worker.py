@@ -25,7 +25,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from adapters.protection import redis_client
+from adapters.protection import BUSY_POOL_WAIT, redis_client
 from adapters.runtime import TaskSet
 from core.errors import StoreError
 from core.jobs import Claim, Job, JobQueue
@@ -52,7 +52,7 @@ MAX_ATTEMPTS = 3  # a job that took down this many processes is dropped, not pas
 TAKEOVER_BATCH = 50
 TAKEOVER_PAUSE = 0.5  # between batches while orphans are left: a dead process's backlog is spread out
 CONTROL_POOL = 4  # connections for renewals, takeovers and turn checks, apart from the jobs' own
-QUEUE_POOL_WAIT = 30.0  # seconds a job's command waits for a free connection before it counts as failed
+QUEUE_POOL_WAIT = BUSY_POOL_WAIT  # seconds a job's command waits for a free connection before it fails
 OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before it runs without it
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering

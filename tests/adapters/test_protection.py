@@ -10,7 +10,8 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from adapters.metrics import Metrics
-from adapters.protection import guard_llm, open_limiter, redis_client, shield_store, watch
+from adapters.protection import BUSY_POOL_WAIT, guard_llm, open_limiter, redis_client, shield_store, watch
+from adapters.server import open_store
 from adapters.settings import Settings
 from core.breaker import BreakerState
 from core.limits import LocalRateLimiter, Rate
@@ -73,6 +74,17 @@ async def test_with_redis_limits_and_the_store_are_shared_and_shielded(redis_url
         assert isinstance(store, ResilientStore) and isinstance(store.inner, RedisStore)
     finally:
         await limiter.close()
+        await store.close()
+
+
+async def test_the_store_waits_for_a_busy_pool_rather_than_count_redis_as_down(redis_url: str) -> None:
+    # Found by the three-door soak: the store's pool stayed busy for 5 s under load, the store
+    # answered from its local buffer, and a Kakao answer kept in Redis came a message late.
+    store, _ = await open_store(IsolatedSettings(redis_url=redis_url))
+    try:
+        assert isinstance(store, RedisStore)
+        assert store._client.connection_pool.timeout == BUSY_POOL_WAIT >= 30  # type: ignore[attr-defined]
+    finally:
         await store.close()
 
 
