@@ -4,6 +4,9 @@ cap and circuit breaker) and the store that survives a Redis outage."""
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.metrics import Metrics
 from adapters.settings import Settings
@@ -57,6 +60,10 @@ def redis_client(url: str, *, pool: int, wait: float = REDIS_POOL_WAIT) -> Redis
         # A connection idle this long is checked (PING) before use: after a Redis restart the
         # pooled connections are dead, and each would otherwise fail one command first.
         health_check_interval=REDIS_HEALTH_CHECK,
+        # One used more recently is tried again once, on a new connection, when the server
+        # closed it (not on a timeout: the command may have run). The job queue's put carries a
+        # token so that a put run twice records the job once (core/memory/redis_jobs.py).
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     # The client owns the pool it is given: closing the client closes its connections.
     return Redis.from_pool(connections)

@@ -50,6 +50,8 @@ script stay legal.
                                     marks such as a Slack message ts); written only by the process
                                     holding the job (so in the job stream's slot); deleted with
                                     the job, else expires after a day
+    <p>:put:{<p>:jobs}:<job id>     "<entry> <ticket>" until the job is done (at most a minute): a
+                                    put run again after its reply was lost returns it (one record)
 
 Id parts are percent-quoted (as in ``ConversationKey.id``), so ':' or braces inside platform ids
 cannot break the layout.

@@ -6,6 +6,8 @@ Keys (documented with the rest in ``core/memory/redis.py``)::
                                       one consumer per process
     <p>:seen:{<p>:jobs}:<sha>         a message's dedupe mark (the store's, core/memory/redis.py)
     <p>:job:{<p>:jobs}:<job id>       hash: delivery marks of a job and "#attempt"; deleted when done
+    <p>:put:{<p>:jobs}:<job id>       "<entry> <ticket>" until the job is done (at most a minute), so
+                                      that a put run again (its reply lost) records the job once
     <p>:order:{<p>:jobs}:<sha>:ticket integer, the last ticket given to a job of the conversation
     <p>:order:{<p>:jobs}:<sha>:served integer, the highest ticket whose job is done
     <p>:order:{<p>:jobs}:<sha>:parked sorted set: ids of the conversation's jobs held through an
@@ -67,6 +69,7 @@ MARK_WAIT = 5.0  # how long a delivery mark is tried through an outage before th
 PARK_WAIT = 1.5  # how long a message gives way to an earlier parked one whose process is silent
 PARK_POLL = 0.05  # seconds between looks at whether the earlier parked message was recorded
 PARK_TTL = 30.0  # a parked set outlives its last job this long (a process that died parking)
+PUT_TTL = 60.0  # how long a put remembers its record, for a run again after a lost reply
 _POLL = (0.02, 0.5)  # the first and the longest pause between tries through an outage
 WATCH_EVERY = 0.05  # seconds between reads of the turns that jobs of this process wait for
 ORDER_PATIENCE = 5  # a turn waits up to this many times its wait while an earlier job is queued
@@ -74,14 +77,21 @@ _ATTEMPT = "#attempt"
 PRUNE_EVERY = 600.0  # seconds between looks for consumers of processes long gone
 GONE_AFTER = 3600.0  # a consumer idle this long, holding nothing, is forgotten
 
-# Give way to a message of the conversation that arrived earlier and is parked (held through a
-# Redis outage by some process, see ``park``): 0, nothing written, unless ARGV[8] forces it.
-# Then claim the message's dedupe tokens (KEYS[6..], nothing is written when one was claimed
-# before), give the job the next ticket of its conversation (noted among its queued tickets,
-# KEYS[5]), add it and take it as this consumer, all at once: nobody else can read it first, no
-# ticket is given without its job, and a message is never marked seen without being queued (a
-# process killed in between would lose it for good).
+# A put whose reply was lost (the connection closed under it) and that is run again finds its
+# own record (KEYS[6]: "<entry> <ticket>") and returns it: the job is recorded once.
+# Else give way to a message of the conversation that arrived earlier and is parked (held
+# through a Redis outage by some process, see ``park``): 0, nothing written, unless ARGV[8]
+# forces it. Then claim the message's dedupe tokens (KEYS[7..], nothing is written when one was
+# claimed before), give the job the next ticket of its conversation (noted among its queued
+# tickets, KEYS[5]), add it and take it as this consumer, all at once: nobody else can read it
+# first, no ticket is given without its job, and a message is never marked seen without being
+# queued (a process killed in between would lose it for good).
 _PUT = """
+local again = redis.call('GET', KEYS[6])
+if again then
+  local entry, ticket = string.match(again, '(%S+) (%S+)')
+  return {entry, tonumber(ticket)}
+end
 if ARGV[8] == '1' then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
 else
@@ -89,10 +99,10 @@ else
   if first[1] and first[1] ~= ARGV[6] and tonumber(first[2]) < tonumber(ARGV[7]) then return 0 end
 end
 redis.call('ZREM', KEYS[4], ARGV[6])
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return false end
 end
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   redis.call('SET', KEYS[i], '1', 'PX', ARGV[i + 3])
 end
 local ticket = redis.call('INCR', KEYS[2])
@@ -106,6 +116,7 @@ local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'ST
 if not read or read[1][2][1][1] ~= id then
   redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'FORCE', 'JUSTID')
 end
+redis.call('SET', KEYS[6], id .. ' ' .. ticket, 'PX', ARGV[9])
 return {id, ticket}
 """
 
@@ -124,6 +135,7 @@ if tonumber(ARGV[2]) > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') < tonum
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 end
 if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[2]) end
+if KEYS[5] then redis.call('DEL', KEYS[5]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
 redis.call('XDEL', KEYS[1], ARGV[4])
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
@@ -211,6 +223,9 @@ class RedisQueue:
     def _state(self, job_id: str) -> str:
         return self._keys.job(job_id)
 
+    def _put_key(self, job_id: str) -> str:
+        return f"{self._prefix}:put:{{{self._stream}}}:{job_id}"
+
     def _conv(self, conversation: str, part: str) -> str:
         # Hashed like dedupe marks: a conversation id names a person (a Kakao chat is its user),
         # and these counters outlive an erasure. The stream's name is their hash tag (see above).
@@ -225,6 +240,7 @@ class RedisQueue:
             self._conv(conv, "served"),
             self._conv(conv, "parked"),
             self._conv(conv, "queued"),
+            self._put_key(job.id),
             *(self._keys.seen(token) for token in tokens),
         ]
         args: list[str | int | float] = [
@@ -236,6 +252,7 @@ class RedisQueue:
             job.id,
             job.accepted_at,
             0,
+            _ms(PUT_TTL),
             *(_ms(ttl) for ttl in tokens.values()),
         ]
         loop = asyncio.get_running_loop()
@@ -364,7 +381,13 @@ class RedisQueue:
         # hold its conversation back until taken over, and be delivered again then.
         job = claim.job
         conv = job.inbound.key.id
-        keys = [self._stream, self._conv(conv, "served"), self._state(job.id), self._conv(conv, "queued")]
+        keys = [
+            self._stream,
+            self._conv(conv, "served"),
+            self._state(job.id),
+            self._conv(conv, "queued"),
+            self._put_key(job.id),
+        ]
         args: list[str | int] = [GROUP, job.ticket, _ms(TICKET_TTL), claim.entry]
         await _through_outage(lambda: self._done(keys=keys, args=args), wait=SETTLE_WAIT)
         self._turns.advance(job.inbound.key.id, job.ticket)  # a job waiting here starts at once

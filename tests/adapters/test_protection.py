@@ -20,6 +20,7 @@ from core.memory import EmbeddedStore, RedisStore
 from core.memory.redis_limits import RedisRateLimiter
 from core.memory.resilient import ResilientStore
 from tests.support.fakes import ScriptedLLM
+from tests.support.redis_server import RedisServer
 from tests.support.service import IsolatedSettings
 
 
@@ -133,3 +134,19 @@ async def test_the_llm_is_guarded_as_configured_and_its_breaker_is_a_gauge() -> 
     scraped = generate_latest(metrics.registry).decode()
     assert 'dari_llm_circuit_state{state="open"} 1.0' in scraped
     assert 'dari_llm_circuit_state{state="closed"} 0.0' in scraped
+
+
+async def test_a_connection_left_from_before_a_redis_restart_costs_no_failed_command() -> None:
+    # Found by the soak: right after a restart, each pooled connection used within the health
+    # check's 2 s failed one command ("Connection closed by server"), and every such failure made
+    # the store or the job queue count Redis as down again for a moment.
+    async with RedisServer() as server:
+        client = redis_client(server.url, pool=1)
+        try:
+            assert await client.ping()  # the pool's one connection, just used
+            await server.stop()
+            await server.start()
+            assert await client.set("after-restart", "1")
+            assert await client.get("after-restart") == b"1"
+        finally:
+            await client.aclose()

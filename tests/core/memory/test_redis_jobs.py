@@ -545,3 +545,17 @@ async def test_a_parked_message_does_not_hold_back_earlier_ones_or_other_convers
     assert (await put(b, other)).job.ticket == 1
     assert 0 not in [await results.get(), await results.get()] and results.empty()  # no waiting
     assert (await put(a, parked)).job.ticket == 2
+
+
+async def test_a_put_run_again_after_its_reply_was_lost_records_the_job_once(
+    queues: tuple[RedisQueue, RedisQueue], redis_client: Redis, redis_prefix: str
+) -> None:
+    # The Redis clients try a command again once when the server closed the connection under it
+    # (right after a restart); the put may have run already.
+    a, _ = queues
+    message = job("한 번만")
+    first = await put(a, message, seen={"kakao:req:1": 60.0})
+    again = await put(a, message, seen={"kakao:req:1": 60.0})
+    assert (again.entry, again.job.ticket) == (first.entry, first.job.ticket) == (first.entry, 1)
+    assert await redis_client.xlen(f"{redis_prefix}:jobs") == 1
+    assert (await put(a, job("다음"))).job.ticket == 2
