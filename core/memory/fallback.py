@@ -124,6 +124,10 @@ class Fallback:
         while len(self._pending) > MAX_PENDING:
             self._pending.popitem(last=False)
 
+    def has_pending(self, key: ConversationKey) -> bool:
+        found = self._pending.get(key.id)
+        return found is not None and found[2] > self._clock()
+
     def pop_pending(self, key: ConversationKey) -> str | None:
         found = self._pending.pop(key.id, None)
         if found is None or found[2] <= self._clock():

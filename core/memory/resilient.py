@@ -27,7 +27,7 @@ from typing import Literal, TypeVar
 from core.errors import ErasureIncomplete, StoreError
 from core.locks import KeyedLocks
 from core.loops import Loop
-from core.memory.base import Remembered, Store, UserExport
+from core.memory.base import PENDING_SEPARATOR, Remembered, Store, UserExport
 from core.memory.fallback import Fallback
 from core.types import ConversationKey, Fact, StoredTurn, Summary, Turn, UserKey
 
@@ -36,6 +36,7 @@ __all__ = ["ResilientStore"]
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0  # seconds a PING may take before the store counts as still down
+PENDING_TRY = 0.5  # while degraded, how long a kept answer's put or pop tries the shared store
 
 T = TypeVar("T")
 
@@ -217,13 +218,34 @@ class ResilientStore:
         )
         return saved is True
 
+    # Answers kept for a user's next message are found by whichever process answers it: they go
+    # to the shared store whenever it answers, even while this process still counts it as down
+    # (its probe backs off to seconds). Kept here instead, one was missed by the next message's
+    # process after a Redis restart, and came a message late (the three-door soak).
+
+    async def _pending_shared(self, call: Callable[[], Awaitable[T]]) -> T | Literal[_Down.DOWN]:
+        if self._since is None:
+            return await self._shared(call)
+        try:
+            async with asyncio.timeout(PENDING_TRY):  # a vanished host must not hold the answer
+                return await call()
+        except (StoreError, TimeoutError):
+            return _Down.DOWN
+
     async def put_pending(self, key: ConversationKey, text: str, *, ttl: float) -> None:
-        if await self._shared(lambda: self.inner.put_pending(key, text, ttl=ttl)) is _Down.DOWN:
+        # Behind one kept here during the outage, it stays here too, in order.
+        if self._local.has_pending(key) or not await self._put_shared(key, text, ttl=ttl):
             self._local.put_pending(key, text, ttl=ttl)
 
+    async def _put_shared(self, key: ConversationKey, text: str, *, ttl: float) -> bool:
+        done = await self._pending_shared(lambda: self.inner.put_pending(key, text, ttl=ttl))
+        return done is not _Down.DOWN
+
     async def pop_pending(self, key: ConversationKey) -> str | None:
-        found = await self._shared(lambda: self.inner.pop_pending(key))
-        return self._local.pop_pending(key) if found is _Down.DOWN else found
+        found = await self._pending_shared(lambda: self.inner.pop_pending(key))
+        shared = None if found is _Down.DOWN else found
+        kept = [text for text in (shared, self._local.pop_pending(key)) if text]
+        return PENDING_SEPARATOR.join(kept) or None
 
     def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         return self._hold(key)

@@ -141,6 +141,29 @@ async def test_pending_answers_are_kept_and_written_back(server: RedisServer, st
     assert await store.pop_pending(other) == "또 다른 답변"  # now from Redis
 
 
+async def test_an_answer_kept_once_redis_is_back_is_shared_before_the_probe_notices(
+    server: RedisServer,
+) -> None:
+    # Found by the three-door soak: kept in this process while its probe still waited, a Kakao
+    # answer was missed by the process that answered the user's next message, and came late.
+    client = Redis.from_url(server.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    slow = ResilientStore(inner=RedisStore(client=client), kind="redis", retry_min=60.0, retry_max=60.0)
+    elsewhere = RedisStore.from_url(server.url)  # another process's view
+    try:
+        await server.stop()
+        await slow.put_pending(KEY, "장애 중에 남긴 답변", ttl=60)  # kept here: Redis is away
+        assert slow.degraded
+        await server.start()  # back, empty; this store's next probe is a minute away
+        await slow.put_pending(KEY, "돌아온 뒤에 남긴 답변", ttl=60)  # behind the one kept here
+        await slow.put_pending(ConversationKey("kakao", "bot1", "user-b"), "다른 사용자", ttl=60)
+        assert slow.degraded
+        assert await elsewhere.pop_pending(ConversationKey("kakao", "bot1", "user-b")) == "다른 사용자"
+        assert await slow.pop_pending(KEY) == "장애 중에 남긴 답변\n\n돌아온 뒤에 남긴 답변"
+    finally:
+        await slow.close()
+        await elsewhere.close()
+
+
 async def test_turns_of_one_conversation_still_take_turns_during_an_outage(
     server: RedisServer, store: ResilientStore
 ) -> None:
