@@ -3,8 +3,11 @@
 The first failed operation switches it to degraded mode, logged once. While degraded it does
 not touch the shared store at all, so answers do not wait on it, and:
 
-- dedupe marks, turn locks and pending answers live in this process (duplicates are still
-  caught here, and so are redeliveries of messages marked shortly before the outage);
+- dedupe marks and turn locks live in this process (duplicates are still caught here, and so
+  are redeliveries of messages marked shortly before the outage);
+- answers kept for a user's next message are still tried on the shared store (for half a
+  second: it may be back before the probe notices), as any process may answer that message,
+  and kept here only when it does not answer;
 - a conversation's history is what was said in this process during the outage;
 - turns are kept (bounded) and written back when the store returns;
 - summaries and personal facts are left out of prompts; changing facts, reset, erasure and
