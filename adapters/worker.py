@@ -57,6 +57,7 @@ OUTAGE_HOLD = 2.0  # how long a message waits for the queue to come back before 
 OUTAGE_SHORT = 10.0  # an outage longer than this is not waited for: the acknowledgements stay quick
 PROBE = (0.05, 1.0)  # the first and the longest pause between checks of a queue that stopped answering
 PROBE_SHORT = 0.1  # the longest pause while messages still wait for the queue (OUTAGE_SHORT)
+SAY_AGAIN_AFTER = 60.0  # seconds before another outage of the queue is logged as an error
 PARK_SETTLE = 0.5  # after an outage, how long held messages wait for other processes to park theirs
 
 
@@ -116,6 +117,7 @@ class _Held:
     seen: dict[str, float]
     started: asyncio.Future[bool]
     context: Context  # its request's (log fields), for its job
+    since: float  # loop time it was held at
     parked: bool = False  # announced in the queue (``JobQueue.park``)
     putting: bool = False  # being recorded now
 
@@ -170,6 +172,8 @@ class Worker:
         self._stopping = False
         self._settling: set[str] = set()  # entries of answered jobs being removed from the queue
         self._orphans_left = False  # the last takeover filled its batch: look again soon
+        self._said_at = -math.inf  # loop time the queue was last said to be down
+        self._loud = True  # whether this outage was said (then its end is said too)
         self._held: list[_Held] = []  # messages accepted while the queue was away, in arrival order
         self._holding: asyncio.Task[None] | None = None
 
@@ -223,8 +227,8 @@ class Worker:
         Redis returns (a restart or a failover is over in seconds), then recorded in its place
         among the conversation's messages, however many processes held some. It waits at most
         ``OUTAGE_HOLD`` for that before this returns True (the platform wants its
-        acknowledgement), and it is held at most ``OUTAGE_SHORT`` after the outage began: then,
-        and for messages of a longer outage, it runs without the queue, without durability and
+        acknowledgement), and it is held at most ``OUTAGE_SHORT``: then, and for messages
+        accepted more than ``OUTAGE_SHORT`` into an outage, it runs without the queue, without durability and
         without its place among messages held by other processes: answering matters more than
         surviving a crash that has not happened. So does a message whose user waits for its
         answer on the line (``on_the_line``: a Kakao request without a callback), after
@@ -240,7 +244,7 @@ class Worker:
                 self._failed(error)
         if self._down_since is not None and loop.time() - self._down_since >= OUTAGE_SHORT:
             return self._start(await self._fallback.put(job, seen=seen), self._fallback)
-        held = _Held(job, dict(seen or {}), loop.create_future(), contextvars.copy_context())
+        held = _Held(job, dict(seen or {}), loop.create_future(), contextvars.copy_context(), loop.time())
         self._held.append(held)
         self._event("held")
         if self._holding is None or self._holding.done():
@@ -265,21 +269,25 @@ class Worker:
         # conversation's in arrival order (the queue makes later messages wait for parked ones).
         loop = asyncio.get_running_loop()
         while self._held:
-            if self._down_since is not None:
-                left = self._down_since + OUTAGE_SHORT - loop.time()
-                if left > 0 and not self._stopping:
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(self._back.wait(), timeout=min(left, PROBE_SHORT))
-                    continue
-                # Away too long (or shutting down): answer them here, in arrival order.
-                held, self._held = self._held, []
-                for one in held:
+            # Each message is held at most OUTAGE_SHORT (all of them when shutting down with the
+            # queue away): a Redis that answers PING but refuses writes (out of memory) looks
+            # back at every probe, and would otherwise hold them for good.
+            now, away = loop.time(), self._down_since is not None
+            late = [h for h in self._held if now - h.since >= OUTAGE_SHORT or (away and self._stopping)]
+            if late:
+                self._held = [h for h in self._held if h not in late]
+                for one in late:  # answered here, in arrival order, without the queue
                     try:
                         claim = await self._fallback.put(one.job, seen=one.seen)
                         one.start(self._start(claim, self._fallback, context=one.context))
                     except Exception:
                         log.exception("a held message could not be started", extra={"job": one.job.id})
                         one.start(False)
+                continue
+            if away:
+                left = self._held[0].since + OUTAGE_SHORT - now
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._back.wait(), timeout=min(left, PROBE_SHORT))
                 continue
             fresh = [one for one in self._held if not one.parked]
             if fresh:
@@ -296,8 +304,8 @@ class Worker:
             for one in parked:
                 conversations.setdefault(one.job.inbound.key.id, []).append(one)
             await asyncio.gather(*(self._put_held(group) for group in conversations.values()))
-            recorded = sum(one.started.done() for one in parked)
-            log.warning("%d messages held while jobs could not be recorded are recorded now", recorded)
+            if recorded := sum(one.started.done() for one in parked):
+                log.warning("%d messages held while jobs could not be recorded are recorded now", recorded)
 
     async def _put_held(self, held: list[_Held]) -> None:
         for one in held:
@@ -334,7 +342,15 @@ class Worker:
         self._last_failure = now
         if self._down_since is not None:
             return  # said once per outage, not once per message or per loop round
-        log.error("jobs cannot be recorded (%s): answering without durability until it returns", error)
+        # A Redis that answers PING but refuses writes comes and goes every probe: said once a minute.
+        self._loud = now - self._said_at >= SAY_AGAIN_AFTER
+        if self._loud:
+            self._said_at = now
+        log.log(
+            logging.ERROR if self._loud else logging.DEBUG,
+            "jobs cannot be recorded (%s): answering without durability until it returns",
+            error,
+        )
         self._down_since = now
         self._back.clear()
         self._probe_pause = PROBE[0]
@@ -353,7 +369,8 @@ class Worker:
             self._probe_pause = min(self._probe_pause * 2, PROBE_SHORT if short else PROBE[1])
             return True  # Redis is still away: ask again soon
         if self._down_since is not None:
-            log.warning("jobs are recorded again after %.1f s", loop.time() - self._down_since)
+            level = logging.WARNING if self._loud else logging.DEBUG
+            log.log(level, "jobs are recorded again after %.1f s", loop.time() - self._down_since)
         self._down_since = None
         self._back.set()
         await self._renew()  # at once: nobody could renew during the outage

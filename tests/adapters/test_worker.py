@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -372,6 +372,39 @@ async def test_once_held_messages_are_parked_new_ones_are_recorded_at_once(
                 await recorder.wait_for(1)
             assert [text for text, _, _ in recorder.delivered] == ["복구 후 다른 대화"]
             assert events.count("held") == 1
+
+
+class WriteRefusingQueue(LocalQueue):
+    """A durable-looking queue that answers PING but refuses writes (Redis out of memory)."""
+
+    durable = True
+
+    async def put(self, job: Job, *, seen: Mapping[str, float] | None = None) -> Claim | None:
+        raise StoreError("Redis job queue failed: OOM command not allowed when used memory > 'maxmemory'.")
+
+    async def park(self, jobs: Sequence[Job]) -> None:
+        raise StoreError("Redis job queue failed: OOM command not allowed when used memory > 'maxmemory'.")
+
+
+async def test_a_message_is_held_at_most_so_long_even_when_redis_keeps_coming_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redis answering PING but refusing every write looks back at each probe: the hold must
+    # still end, for each message, OUTAGE_SHORT after it arrived.
+    monkeypatch.setattr(worker_module, "OUTAGE_HOLD", 0.1)
+    monkeypatch.setattr(worker_module, "OUTAGE_SHORT", 0.5)
+    tasks, recorder, events = TaskSet(), Recorder(), list[str]()
+    worker = Worker(tasks=tasks, name="oom", lease=60.0, order_wait=10.0, events=events.append)
+    worker.add("test", recorder)
+    worker.attach(WriteRefusingQueue())
+    assert await worker.submit(job("메모리가 부족할 때 질문"))
+    async with asyncio.timeout(5):
+        await recorder.wait_for(1)
+    await worker.stop(grace=1.0)
+    await tasks.join()
+    assert events == ["held", "unrecorded"]
+    said = [r for r in caplog.records if "jobs cannot be recorded" in r.getMessage()]
+    assert len(said) == 1, "once, not at every probe that finds Redis answering again"
 
 
 async def test_held_messages_are_answered_here_when_the_service_stops_with_redis_away(

@@ -142,22 +142,34 @@ async def test_a_mark_is_tried_through_a_redis_restart(
     )
 
 
+def server_says(queue: RedisQueue, monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]) -> None:
+    """Make the queue's INFO report ``fields`` (read at each call, so a test may change them)."""
+    info = queue._control.info
+
+    async def said(*args: Any, **kwargs: Any) -> Any:
+        return {**await info(*args, **kwargs), **fields}
+
+    monkeypatch.setattr(queue._control, "info", said)
+
+
+async def orphan(queues: tuple[RedisQueue, RedisQueue]) -> Claim:
+    """A job ``a`` put and let go of at once: the next takeover anywhere may take it."""
+    a, _ = queues
+    claim = await put(a, job())
+    await a.release([claim])
+    return claim
+
+
 async def test_no_takeovers_for_a_lease_after_redis_restarted(
     queues: tuple[RedisQueue, RedisQueue], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Nobody could renew while Redis was away, so every running job looks orphaned right
     # after a restart, also to a process that did not notice the outage.
-    a, b = queues
-    claim = await put(a, job())
-    await a.release([claim])
-    info = b._control.info
-
-    async def new_server(*args: Any, **kwargs: Any) -> Any:
-        return {**await info(*args, **kwargs), "run_id": "f" * 40, "uptime_in_seconds": 0}
-
+    _, b = queues
+    claim = await orphan(queues)
     [first] = await b.takeover(count=10)  # b's first look: a server up for long, no wait
     await b.release([first])  # an orphan again
-    monkeypatch.setattr(b._control, "info", new_server)
+    server_says(b, monkeypatch, {"run_id": "f" * 40, "uptime_in_seconds": 0})
     assert await b.takeover(count=10) == [], "the server changed: a lease before any takeover"
     [again] = await taken_over(b)  # a lease later
     assert again.entry == claim.entry and again.attempt == 3
@@ -168,18 +180,12 @@ async def test_no_takeovers_while_redis_loads_its_data_and_for_a_lease_after(
 ) -> None:
     # A large restart reads its data for seconds, refusing renewals meanwhile: the lease the
     # running processes get to renew their jobs counts from when it is done.
-    a, b = queues
-    claim = await put(a, job())
-    await a.release([claim])
-    info = b._control.info
-    loading = True
-
-    async def server(*args: Any, **kwargs: Any) -> Any:
-        return {**await info(*args, **kwargs), "loading": int(loading)}
-
-    monkeypatch.setattr(b._control, "info", server)
+    _, b = queues
+    claim = await orphan(queues)
+    server = {"loading": 1}
+    server_says(b, monkeypatch, server)
     assert await b.takeover(count=10) == [], "loading: nothing can be renewed yet"
-    loading = False
+    server["loading"] = 0
     assert await b.takeover(count=10) == [], "loaded just now: a lease for the renewals first"
     [again] = await taken_over(b)
     assert again.entry == claim.entry
